@@ -1,0 +1,30 @@
+// The execution context: what every op needs beside its tensors — the allocator that
+// accounts its workspace, the number of threads, and the random number generator.
+// There are no globals: a Context is created by the caller and passed down.
+#pragma once
+
+#include <cstdint>
+
+#include "adacc/core/allocator.h"
+#include "adacc/core/rng.h"
+
+namespace adacc {
+
+class Context {
+ public:
+  // threads <= 0 means every core the process may use. Sets the OpenMP team size used
+  // by the kernels (and by the matmul library, which shares the OpenMP runtime).
+  explicit Context(Allocator& allocator, int threads = 0, std::uint64_t seed = 1337);
+
+  Allocator& allocator() const { return *allocator_; }
+  Device device() const { return allocator_->device(); }
+  int threads() const { return threads_; }
+  Rng& rng() { return rng_; }
+
+ private:
+  Allocator* allocator_;
+  int threads_;
+  Rng rng_;
+};
+
+}  // namespace adacc

@@ -1,0 +1,42 @@
+// Causal multi-head self-attention over a fused qkv tensor, in two forms.
+//
+//   qkv (B,T,3C): q = qkv[..., 0:C], k = qkv[..., C:2C], v = qkv[..., 2C:3C], each split
+//   into H heads of hs = C/H channels (head h uses channels h*hs .. h*hs+hs-1).
+//   scores = q k^T / sqrt(hs), masked causally (key index <= query index).
+//   out (B,T,C) = softmax(scores) v, heads concatenated back along C.
+//
+// naive: saves the probabilities P (B,H,T,T) (entries above the diagonal are 0); the
+//   backward uses them directly. Memory O(T^2), the probabilities are a compression
+//   target.
+// flash: tiled with an online softmax; saves only the log-sum-exp of each row,
+//   lse (B,H,T), and recomputes the probabilities tile by tile in the backward, which
+//   also needs the forward output. Memory O(T).
+// Both backwards accumulate (+=) into dqkv (B,T,3C). Workspace comes from ctx's
+// allocator (category workspace).
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "adacc/core/context.h"
+#include "adacc/core/tensor.h"
+
+namespace adacc::ops {
+
+enum class AttentionKind : std::uint8_t { naive, flash };
+
+std::string_view attention_kind_name(AttentionKind kind);
+
+void attention_naive_forward(Context& ctx, const Tensor& qkv, int heads, Tensor& out,
+                             Tensor& probs);
+
+void attention_naive_backward(Context& ctx, const Tensor& dout, const Tensor& qkv,
+                              const Tensor& probs, int heads, Tensor& dqkv);
+
+void attention_flash_forward(Context& ctx, const Tensor& qkv, int heads, Tensor& out,
+                             Tensor& lse);
+
+void attention_flash_backward(Context& ctx, const Tensor& dout, const Tensor& qkv,
+                              const Tensor& out, const Tensor& lse, int heads, Tensor& dqkv);
+
+}  // namespace adacc::ops
