@@ -1,0 +1,148 @@
+// The step graph: a model's forward ops in execution order, each declaring its inputs,
+// its outputs and the tensors its backward needs (its saved tensors). The backward
+// order is the reverse. From this the runtime knows, for every tensor, its size, its
+// producer, its forward lifetime and its first and last backward use — which is what
+// memory policies (keep, recompute, compress) are planned over.
+//
+// The graph is static for one batch shape (B,T). It refers to tensors by TensorId;
+// the runtime binds ids to storage through an OpEnv.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "adacc/core/context.h"
+#include "adacc/core/tensor.h"
+
+namespace adacc::model {
+
+using TensorId = int;
+inline constexpr TensorId kNoTensor = -1;
+
+enum class TensorKind : std::uint8_t {
+  input,       // tokens, targets: given by the caller each step
+  param,       // a parameter view; its gradient is a parameter gradient
+  activation,  // produced by an op during the step
+};
+
+// What a tensor is, so that codecs and planners can key on it.
+enum class TensorRole : std::uint8_t {
+  tokens,
+  targets,
+  param,
+  residual,      // the residual stream (embedding output, residual adds)
+  norm_out,      // LayerNorm output (input of a linear layer)
+  norm_stats,    // LayerNorm mean / rstd
+  qkv,           // fused attention input (B,T,3C)
+  attn_probs,    // softmax probabilities (B,H,T,T), naive attention
+  attn_lse,      // log-sum-exp (B,H,T), flash attention
+  attn_out,      // attention output (input of the projection)
+  linear_out,    // output of a projection (input of a residual add)
+  gelu_in,       // fc output
+  gelu_out,      // GELU output (input of fc_proj)
+  losses,        // per-position losses (B,T)
+  loss_grad,     // gradient of the loss w.r.t. the final LayerNorm output
+};
+
+std::string_view tensor_role_name(TensorRole role);
+
+struct TensorInfo {
+  std::string name;  // "h3.fch", "lnf.out", "transformer.h.3.mlp.c_fc.weight", ...
+  Shape shape;
+  DType dtype = DType::f32;
+  TensorKind kind = TensorKind::activation;
+  TensorRole role = TensorRole::residual;
+  int layer = -1;         // block index, -1 outside the blocks
+  int producer = -1;      // index of the op that produces it, -1 for inputs and params
+  int param_index = -1;   // for params: index into ParamSet::named()
+
+  std::size_t nbytes() const {
+    return static_cast<std::size_t>(shape_numel(shape)) * dtype_size(dtype);
+  }
+};
+
+// Whether a forward pass is followed by a backward (training) or not (evaluation).
+enum class Pass : std::uint8_t { train, eval };
+
+// What an op sees of the tensors: the runtime implements it.
+class OpEnv {
+ public:
+  virtual ~OpEnv() = default;
+  virtual Context& ctx() = 0;
+  virtual Pass pass() const = 0;
+  // The value of an input, parameter or activation (in the backward: a saved one).
+  virtual const Tensor& value(TensorId id) = 0;
+  // Storage for an output of the op being run (allocated on first call).
+  virtual Tensor& output(TensorId id) = 0;
+  // The gradient of a tensor, zero-initialised on first use; backward ops add into it.
+  virtual Tensor& grad(TensorId id) = 0;
+  // The loss op reports the step's mean loss here.
+  virtual void set_loss(float loss) = 0;
+};
+
+class OpNode {
+ public:
+  OpNode(std::string name, int layer) : name_(std::move(name)), layer_(layer) {}
+  virtual ~OpNode() = default;
+
+  // "layernorm", "linear", "attention", ...
+  virtual std::string_view kind() const = 0;
+  virtual void forward(OpEnv& env) const = 0;
+  virtual void backward(OpEnv& env) const = 0;
+  // Floating-point operations of the forward and of the backward (matmul-dominated
+  // ops count 2*M*N*K per matmul; elementwise ops count nothing).
+  virtual double forward_flops() const { return 0; }
+  virtual double backward_flops() const { return 0; }
+
+  const std::string& name() const { return name_; }
+  int layer() const { return layer_; }
+  const std::vector<TensorId>& inputs() const { return inputs_; }    // activations, params
+  const std::vector<TensorId>& outputs() const { return outputs_; }
+  // What the backward reads besides parameters and gradients: activations and inputs.
+  const std::vector<TensorId>& saved() const { return saved_; }
+
+ protected:
+  std::vector<TensorId> inputs_;
+  std::vector<TensorId> outputs_;
+  std::vector<TensorId> saved_;
+
+ private:
+  std::string name_;
+  int layer_;
+};
+
+class StepGraph {
+ public:
+  TensorId add_tensor(TensorInfo info);
+  // Appends an op; records it as the producer of its outputs. Returns its index.
+  int add_op(std::unique_ptr<OpNode> op);
+
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  const TensorInfo& tensor(TensorId id) const { return tensors_.at(static_cast<std::size_t>(id)); }
+  const std::vector<std::unique_ptr<OpNode>>& ops() const { return ops_; }
+  const OpNode& op(int index) const { return *ops_.at(static_cast<std::size_t>(index)); }
+  // Throws InvalidArgument if no tensor has this name.
+  TensorId find(std::string_view name) const;
+
+  TensorId tokens = kNoTensor;   // (B,T) int32
+  TensorId targets = kNoTensor;  // (B,T) int32
+  int batch = 0, seq = 0;
+
+ private:
+  std::vector<TensorInfo> tensors_;
+  std::vector<std::unique_ptr<OpNode>> ops_;
+};
+
+// Lifetimes derived from the graph, in op indices (forward order).
+struct TensorLifetime {
+  int last_forward_use = -1;   // last op that reads it in the forward (or its producer)
+  int first_backward_use = -1; // highest index among ops that save it (-1: not saved)
+  int last_backward_use = -1;  // lowest index among ops that save it
+};
+
+std::vector<TensorLifetime> analyze_lifetimes(const StepGraph& graph);
+
+}  // namespace adacc::model

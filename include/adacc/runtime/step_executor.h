@@ -1,0 +1,46 @@
+// The step executor: runs a step graph's forward and backward, owning every
+// activation and activation gradient, allocated from the context's allocator.
+//
+// Forward: each op's outputs are allocated (category activations) when the op runs;
+// a tensor is freed after its last forward use unless a backward op saves it.
+// Backward, in reverse op order: gradients of activations are allocated zeroed on first
+// use (category workspace) and freed once their producer's backward has consumed them;
+// a saved tensor is freed after its last backward use.
+//
+// This is the keep-everything policy; plans that recompute or compress saved tensors
+// build on the same bookkeeping.
+#pragma once
+
+#include <vector>
+
+#include "adacc/core/context.h"
+#include "adacc/model/param_set.h"
+#include "adacc/model/step_graph.h"
+
+namespace adacc::runtime {
+
+class StepExecutor {
+ public:
+  // `graph`, `params`, `grads` and `ctx` must outlive the executor.
+  StepExecutor(const model::StepGraph& graph, const model::ParamSet& params,
+               model::ParamSet& grads, Context& ctx);
+
+  // Forward and backward on one batch; adds the gradients into `grads` and returns the
+  // mean loss. tokens and targets are (B,T) int32.
+  float forward_backward(const Tensor& tokens, const Tensor& targets);
+
+  // Forward only (no gradients, nothing saved); returns the mean loss.
+  float forward(const Tensor& tokens, const Tensor& targets);
+
+ private:
+  class Env;
+  float run(const Tensor& tokens, const Tensor& targets, model::Pass pass);
+
+  const model::StepGraph& graph_;
+  const model::ParamSet& params_;
+  model::ParamSet& grads_;
+  Context& ctx_;
+  std::vector<model::TensorLifetime> life_;
+};
+
+}  // namespace adacc::runtime
