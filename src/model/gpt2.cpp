@@ -65,7 +65,8 @@ StepGraph Gpt2::build_graph(int B, int T) const {
     info.kind = TensorKind::param;
     info.role = TensorRole::param;
     info.param_index = static_cast<int>(i);
-    param_id[info.name] = g.add_tensor(std::move(info));
+    const std::string name = info.name;
+    param_id[name] = g.add_tensor(std::move(info));
   }
   auto param = [&](int layer, const char* suffix) {
     return param_id.at("transformer.h." + std::to_string(layer) + "." + suffix);
