@@ -87,8 +87,7 @@ void BM_TrainStep(benchmark::State& state, const char* model_name, int B, int T)
   const model::StepGraph graph = gpt.build_graph(B, T);
   runtime::StepExecutor exec(graph, gpt.params(), gpt.grads(), ctx);
   Tensor tokens = Tensor::empty(alloc, {B, T}, DType::int32, MemCategory::activations, "tokens");
-  Tensor targets =
-      Tensor::empty(alloc, {B, T}, DType::int32, MemCategory::activations, "targets");
+  Tensor targets = Tensor::empty(alloc, {B, T}, DType::int32, MemCategory::activations, "targets");
   for (std::int64_t i = 0; i < tokens.numel(); ++i) {
     tokens.data<std::int32_t>()[i] = static_cast<std::int32_t>(rng.next_u64() % 50257);
     targets.data<std::int32_t>()[i] = static_cast<std::int32_t>(rng.next_u64() % 50257);

@@ -6,18 +6,26 @@
 #include <cstdlib>
 #include <new>
 
+#include <sys/mman.h>
+
 #include "adacc/core/error.h"
 
 namespace adacc {
 
 std::string_view category_name(MemCategory category) {
   switch (category) {
-    case MemCategory::params: return "params";
-    case MemCategory::grads: return "grads";
-    case MemCategory::optimizer: return "optimizer";
-    case MemCategory::activations: return "activations";
-    case MemCategory::compressed: return "compressed";
-    case MemCategory::workspace: return "workspace";
+    case MemCategory::params:
+      return "params";
+    case MemCategory::grads:
+      return "grads";
+    case MemCategory::optimizer:
+      return "optimizer";
+    case MemCategory::activations:
+      return "activations";
+    case MemCategory::compressed:
+      return "compressed";
+    case MemCategory::workspace:
+      return "workspace";
   }
   return "?";
 }
@@ -44,11 +52,33 @@ std::string MemStats::breakdown() const {
   for (int c = 0; c < kMemCategories; ++c) {
     if (current[c] == 0) continue;
     if (!out.empty()) out += ", ";
-    out += std::string(category_name(static_cast<MemCategory>(c))) + " " +
-           format_bytes(current[c]);
+    out += std::string(category_name(static_cast<MemCategory>(c))) + " " + format_bytes(current[c]);
   }
   return out.empty() ? "nothing" : out;
 }
+
+namespace {
+
+// Large blocks are mapped from the system directly, so that the pages the process holds
+// for them are exactly the blocks (no malloc-heap fragmentation the allocator cannot
+// see); small ones come from the C heap.
+constexpr std::size_t kMapThreshold = std::size_t{1} << 16;
+
+void* system_alloc(std::size_t block) {
+  if (block < kMapThreshold) return std::aligned_alloc(Allocator::kAlignment, block);
+  void* p = mmap(nullptr, block, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+void system_free(void* data, std::size_t block) {
+  if (block < kMapThreshold) {
+    std::free(data);
+  } else {
+    munmap(data, block);
+  }
+}
+
+}  // namespace
 
 // ---- Buffer ----
 
@@ -78,9 +108,13 @@ Buffer& Buffer::operator=(Buffer&& other) noexcept {
   return *this;
 }
 
-Buffer::~Buffer() { release(); }
+Buffer::~Buffer() {
+  release();
+}
 
-Device Buffer::device() const { return owner_ ? owner_->device() : Device::cpu; }
+Device Buffer::device() const {
+  return owner_ ? owner_->device() : Device::cpu;
+}
 
 void Buffer::release() noexcept {
   if (owner_ && data_) owner_->deallocate(data_, bytes_, block_bytes_, category_);
@@ -112,13 +146,13 @@ Allocator::~Allocator() {
 std::size_t Allocator::block_size(std::size_t bytes) {
   // Small blocks: multiples of the alignment. Large blocks: multiples of a page, so a
   // cached block is reused only by requests of (nearly) the same size.
-  const std::size_t align = bytes >= (1u << 16) ? 4096 : kAlignment;
+  const std::size_t align = bytes >= kMapThreshold ? 4096 : kAlignment;
   return (bytes + align - 1) / align * align;
 }
 
 Buffer Allocator::allocate(std::size_t bytes, MemCategory category, std::string_view what) {
-  const std::size_t accounted = (std::max<std::size_t>(bytes, 1) + kAlignment - 1) /
-                                kAlignment * kAlignment;
+  const std::size_t accounted =
+      (std::max<std::size_t>(bytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
   const std::size_t block = block_size(accounted);
   std::lock_guard lock(mutex_);
   if (stats_.total_current + accounted > budget_ || stats_.total_current + accounted < accounted) {
@@ -138,10 +172,10 @@ Buffer Allocator::allocate(std::size_t bytes, MemCategory category, std::string_
     cache_.erase(it);
   } else {
     if (budget_ != kUnlimited && stats_.reserved + block > budget_) release_cache_locked();
-    data = std::aligned_alloc(kAlignment, block);
+    data = system_alloc(block);
     if (data == nullptr) {
       release_cache_locked();
-      data = std::aligned_alloc(kAlignment, block);
+      data = system_alloc(block);
     }
     if (data == nullptr) {
       throw OutOfMemory("[allocator] the system refused " + format_bytes(block) + " for '" +
@@ -177,7 +211,7 @@ void Allocator::deallocate(void* data, std::size_t bytes, std::size_t block_byte
   try {
     cache_.emplace(block_bytes, data);
   } catch (...) {
-    std::free(data);
+    system_free(data, block_bytes);
     stats_.reserved -= block_bytes;
   }
 }
@@ -217,7 +251,7 @@ void Allocator::release_cache() {
 
 void Allocator::release_cache_locked() {
   for (auto& [size, data] : cache_) {
-    std::free(data);
+    system_free(data, size);
     stats_.reserved -= size;
   }
   cache_.clear();

@@ -7,7 +7,9 @@
 
 namespace adacc::model {
 
-int padded_vocab(int vocab) { return (vocab + 127) / 128 * 128; }
+int padded_vocab(int vocab) {
+  return (vocab + 127) / 128 * 128;
+}
 
 void ModelConfig::validate() const {
   auto positive = [&](int v, const char* what) {
@@ -22,23 +24,23 @@ void ModelConfig::validate() const {
   positive(vocab, "V (vocabulary)");
   positive(max_seq, "T (maximum sequence length)");
   if (n_embd % n_head != 0) {
-    throw InvalidArgument("[model] C=" + std::to_string(n_embd) + " is not divisible by H=" +
-                          std::to_string(n_head) + " in " + name);
+    throw InvalidArgument("[model] C=" + std::to_string(n_embd) +
+                          " is not divisible by H=" + std::to_string(n_head) + " in " + name);
   }
   if (padded_vocab < vocab) {
-    throw InvalidArgument("[model] Vp=" + std::to_string(padded_vocab) + " is below V=" +
-                          std::to_string(vocab));
+    throw InvalidArgument("[model] Vp=" + std::to_string(padded_vocab) +
+                          " is below V=" + std::to_string(vocab));
   }
 }
 
 std::int64_t ModelConfig::num_parameters() const {
   const std::int64_t C = n_embd, L = n_layer;
-  const std::int64_t per_layer = 2 * C                 // ln1
-                                 + 3 * C * C + 3 * C   // qkv
-                                 + C * C + C           // attn proj
-                                 + 2 * C               // ln2
-                                 + 4 * C * C + 4 * C   // fc
-                                 + 4 * C * C + C;      // fc proj
+  const std::int64_t per_layer = 2 * C                // ln1
+                                 + 3 * C * C + 3 * C  // qkv
+                                 + C * C + C          // attn proj
+                                 + 2 * C              // ln2
+                                 + 4 * C * C + 4 * C  // fc
+                                 + 4 * C * C + C;     // fc proj
   return static_cast<std::int64_t>(padded_vocab) * C + static_cast<std::int64_t>(max_seq) * C +
          L * per_layer + 2 * C;
 }
@@ -58,9 +60,8 @@ ModelConfig named_config(std::string_view name) {
     int L, C, H;
   };
   static constexpr Named kNamed[] = {
-      {"gpt2-tiny", 6, 384, 6},       {"gpt2", 12, 768, 12},
-      {"gpt2-medium", 24, 1024, 16},  {"gpt2-large", 36, 1280, 20},
-      {"gpt2-xl", 48, 1600, 25},
+      {"gpt2-tiny", 6, 384, 6},     {"gpt2", 12, 768, 12},     {"gpt2-medium", 24, 1024, 16},
+      {"gpt2-large", 36, 1280, 20}, {"gpt2-xl", 48, 1600, 25},
   };
   for (const Named& n : kNamed) {
     if (name == n.name) {
@@ -98,11 +99,16 @@ ModelConfig parse_config(std::string_view spec) {
       throw InvalidArgument("[model] cannot read '" + std::string(item) + "' in model spec '" +
                             std::string(spec) + "'; write KEY=NUMBER with KEY in L,C,H,V,T");
     }
-    if (key == "L") c.n_layer = value;
-    else if (key == "C") c.n_embd = value;
-    else if (key == "H") c.n_head = value;
-    else if (key == "V") c.vocab = value;
-    else if (key == "T") c.max_seq = value;
+    if (key == "L")
+      c.n_layer = value;
+    else if (key == "C")
+      c.n_embd = value;
+    else if (key == "H")
+      c.n_head = value;
+    else if (key == "V")
+      c.vocab = value;
+    else if (key == "T")
+      c.max_seq = value;
     else {
       throw InvalidArgument("[model] unknown key '" + std::string(key) + "' in model spec '" +
                             std::string(spec) + "'; keys are L, C, H, V, T");

@@ -42,8 +42,8 @@ void Gpt2::init_weights(Rng& rng) {
 
 StepGraph Gpt2::build_graph(int B, int T) const {
   if (B <= 0 || T <= 0) {
-    throw InvalidArgument("[gpt2] batch B=" + std::to_string(B) + " and sequence T=" +
-                          std::to_string(T) + " must be positive");
+    throw InvalidArgument("[gpt2] batch B=" + std::to_string(B) +
+                          " and sequence T=" + std::to_string(T) + " must be positive");
   }
   if (T > config_.max_seq) {
     throw InvalidArgument("[gpt2] sequence length T=" + std::to_string(T) +
@@ -99,20 +99,18 @@ StepGraph Gpt2::build_graph(int B, int T) const {
     const TensorId ln1 = act(p + "ln1.out", {b, t, C}, TensorRole::norm_out, l);
     const TensorId ln1_mean = act(p + "ln1.mean", {b, t}, TensorRole::norm_stats, l);
     const TensorId ln1_rstd = act(p + "ln1.rstd", {b, t}, TensorRole::norm_stats, l);
-    g.add_op(make_layernorm(p + "ln1", l, x, param(l, "ln_1.weight"), param(l, "ln_1.bias"),
-                            ln1, ln1_mean, ln1_rstd));
+    g.add_op(make_layernorm(p + "ln1", l, x, param(l, "ln_1.weight"), param(l, "ln_1.bias"), ln1,
+                            ln1_mean, ln1_rstd));
 
     const TensorId qkv = act(p + "qkv.out", {b, t, 3 * C}, TensorRole::qkv, l);
     g.add_op(make_linear(p + "qkv", l, g, ln1, param(l, "attn.c_attn.weight"),
                          param(l, "attn.c_attn.bias"), qkv));
 
     const TensorId atty = act(p + "attn.out", {b, t, C}, TensorRole::attn_out, l);
-    const TensorId stats =
-        config_.attention == ops::AttentionKind::naive
-            ? act(p + "attn.probs", {b, H, t, t}, TensorRole::attn_probs, l)
-            : act(p + "attn.lse", {b, H, t}, TensorRole::attn_lse, l);
-    g.add_op(make_attention(p + "attn", l, g, config_.attention, config_.n_head, qkv, atty,
-                            stats));
+    const TensorId stats = config_.attention == ops::AttentionKind::naive
+                               ? act(p + "attn.probs", {b, H, t, t}, TensorRole::attn_probs, l)
+                               : act(p + "attn.lse", {b, H, t}, TensorRole::attn_lse, l);
+    g.add_op(make_attention(p + "attn", l, g, config_.attention, config_.n_head, qkv, atty, stats));
 
     const TensorId attproj = act(p + "attn_proj.out", {b, t, C}, TensorRole::linear_out, l);
     g.add_op(make_linear(p + "attn_proj", l, g, atty, param(l, "attn.c_proj.weight"),
@@ -124,8 +122,8 @@ StepGraph Gpt2::build_graph(int B, int T) const {
     const TensorId ln2 = act(p + "ln2.out", {b, t, C}, TensorRole::norm_out, l);
     const TensorId ln2_mean = act(p + "ln2.mean", {b, t}, TensorRole::norm_stats, l);
     const TensorId ln2_rstd = act(p + "ln2.rstd", {b, t}, TensorRole::norm_stats, l);
-    g.add_op(make_layernorm(p + "ln2", l, res1, param(l, "ln_2.weight"), param(l, "ln_2.bias"),
-                            ln2, ln2_mean, ln2_rstd));
+    g.add_op(make_layernorm(p + "ln2", l, res1, param(l, "ln_2.weight"), param(l, "ln_2.bias"), ln2,
+                            ln2_mean, ln2_rstd));
 
     const TensorId fch = act(p + "fc.out", {b, t, 4 * C}, TensorRole::gelu_in, l);
     g.add_op(make_linear(p + "fc", l, g, ln2, param(l, "mlp.c_fc.weight"),
@@ -150,9 +148,8 @@ StepGraph Gpt2::build_graph(int B, int T) const {
                           param_id.at("transformer.ln_f.bias"), lnf, lnf_mean, lnf_rstd));
   const TensorId losses = act("loss.losses", {b, t}, TensorRole::losses, -1);
   const TensorId loss_grad = act("loss.grad", {b, t, C}, TensorRole::loss_grad, -1);
-  g.add_op(make_lm_head_loss("loss", g, config_.vocab, lnf,
-                             param_id.at("transformer.wte.weight"), g.targets, losses,
-                             loss_grad));
+  g.add_op(make_lm_head_loss("loss", g, config_.vocab, lnf, param_id.at("transformer.wte.weight"),
+                             g.targets, losses, loss_grad));
   return g;
 }
 

@@ -40,7 +40,12 @@ class LayerNormNode final : public OpNode {
   LayerNormNode(std::string name, int layer, TensorId inp, TensorId w, TensorId b, TensorId out,
                 TensorId mean, TensorId rstd)
       : OpNode(std::move(name), layer),
-        inp_(inp), w_(w), b_(b), out_(out), mean_(mean), rstd_(rstd) {
+        inp_(inp),
+        w_(w),
+        b_(b),
+        out_(out),
+        mean_(mean),
+        rstd_(rstd) {
     inputs_ = {inp, w, b};
     outputs_ = {out, mean, rstd};
     saved_ = {inp, mean, rstd};
@@ -73,12 +78,11 @@ class LinearNode final : public OpNode {
   double forward_flops() const override { return flops_; }
   double backward_flops() const override { return 2 * flops_; }
   void forward(OpEnv& env) const override {
-    ops::linear_forward(env.ctx(), env.value(inp_), env.value(w_), env.value(b_),
-                        env.output(out_));
+    ops::linear_forward(env.ctx(), env.value(inp_), env.value(w_), env.value(b_), env.output(out_));
   }
   void backward(OpEnv& env) const override {
-    ops::linear_backward(env.ctx(), env.grad(out_), env.value(inp_), env.value(w_),
-                         env.grad(inp_), env.grad(w_), env.grad(b_));
+    ops::linear_backward(env.ctx(), env.grad(out_), env.value(inp_), env.value(w_), env.grad(inp_),
+                         env.grad(w_), env.grad(b_));
   }
 
  private:
@@ -91,7 +95,12 @@ class AttentionNode final : public OpNode {
   AttentionNode(std::string name, int layer, double flops, ops::AttentionKind kind, int heads,
                 TensorId qkv, TensorId out, TensorId stats)
       : OpNode(std::move(name), layer),
-        flops_(flops), kind_(kind), heads_(heads), qkv_(qkv), out_(out), stats_(stats) {
+        flops_(flops),
+        kind_(kind),
+        heads_(heads),
+        qkv_(qkv),
+        out_(out),
+        stats_(stats) {
     inputs_ = {qkv};
     outputs_ = {out, stats};
     saved_ = kind == ops::AttentionKind::naive ? std::vector<TensorId>{qkv, stats}
@@ -111,12 +120,11 @@ class AttentionNode final : public OpNode {
   }
   void backward(OpEnv& env) const override {
     if (kind_ == ops::AttentionKind::naive) {
-      ops::attention_naive_backward(env.ctx(), env.grad(out_), env.value(qkv_),
-                                    env.value(stats_), heads_, env.grad(qkv_));
+      ops::attention_naive_backward(env.ctx(), env.grad(out_), env.value(qkv_), env.value(stats_),
+                                    heads_, env.grad(qkv_));
     } else {
-      ops::attention_flash_backward(env.ctx(), env.grad(out_), env.value(qkv_),
-                                    env.value(out_), env.value(stats_), heads_,
-                                    env.grad(qkv_));
+      ops::attention_flash_backward(env.ctx(), env.grad(out_), env.value(qkv_), env.value(out_),
+                                    env.value(stats_), heads_, env.grad(qkv_));
     }
   }
 
@@ -171,7 +179,12 @@ class LmHeadLossNode final : public OpNode {
   LmHeadLossNode(std::string name, double flops, int vocab, TensorId inp, TensorId wte,
                  TensorId targets, TensorId losses, TensorId loss_grad)
       : OpNode(std::move(name), -1),
-        flops_(flops), vocab_(vocab), inp_(inp), wte_(wte), targets_(targets), losses_(losses),
+        flops_(flops),
+        vocab_(vocab),
+        inp_(inp),
+        wte_(wte),
+        targets_(targets),
+        losses_(losses),
         loss_grad_(loss_grad) {
     inputs_ = {inp, wte, targets};
     outputs_ = {losses, loss_grad};
@@ -185,13 +198,12 @@ class LmHeadLossNode final : public OpNode {
     float loss = 0;
     if (env.pass() == Pass::train) {
       const float scale = 1.0f / static_cast<float>(inp.dim(0) * inp.dim(1));
-      loss = ops::lm_head_loss_forward_backward(env.ctx(), inp, env.value(wte_),
-                                                env.value(targets_), vocab_, scale,
-                                                env.output(losses_), env.output(loss_grad_),
-                                                env.grad(wte_));
+      loss = ops::lm_head_loss_forward_backward(
+          env.ctx(), inp, env.value(wte_), env.value(targets_), vocab_, scale, env.output(losses_),
+          env.output(loss_grad_), env.grad(wte_));
     } else {
-      loss = ops::lm_head_loss_forward(env.ctx(), inp, env.value(wte_), env.value(targets_),
-                                       vocab_, env.output(losses_));
+      loss = ops::lm_head_loss_forward(env.ctx(), inp, env.value(wte_), env.value(targets_), vocab_,
+                                       env.output(losses_));
     }
     env.set_loss(loss);
   }
@@ -233,8 +245,8 @@ std::unique_ptr<OpNode> make_layernorm(std::string name, int layer, TensorId inp
 
 std::unique_ptr<OpNode> make_linear(std::string name, int layer, const StepGraph& graph,
                                     TensorId inp, TensorId w, TensorId b, TensorId out) {
-  return std::make_unique<LinearNode>(std::move(name), layer, linear_flops(graph, inp, w), inp,
-                                      w, b, out);
+  return std::make_unique<LinearNode>(std::move(name), layer, linear_flops(graph, inp, w), inp, w,
+                                      b, out);
 }
 
 std::unique_ptr<OpNode> make_attention(std::string name, int layer, const StepGraph& graph,
@@ -264,8 +276,8 @@ std::unique_ptr<OpNode> make_lm_head_loss(std::string name, const StepGraph& gra
   const Shape& x = graph.tensor(inp).shape;
   const double flops = 2.0 * static_cast<double>(x[0] * x[1]) * static_cast<double>(x[2]) *
                        static_cast<double>(vocab);
-  return std::make_unique<LmHeadLossNode>(std::move(name), flops, vocab, inp, wte, targets,
-                                          losses, loss_grad);
+  return std::make_unique<LmHeadLossNode>(std::move(name), flops, vocab, inp, wte, targets, losses,
+                                          loss_grad);
 }
 
 }  // namespace adacc::model

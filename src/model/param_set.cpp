@@ -54,8 +54,8 @@ ParamSet::ParamSet(const ModelConfig& config, Allocator& allocator, MemCategory 
   named_.push_back({"transformer.ln_f.weight", lnfw, Decay::no});
   named_.push_back({"transformer.ln_f.bias", lnfb, Decay::no});
   if (offset != flat.numel()) {
-    throw InvalidArgument("[model] parameter layout covers " + std::to_string(offset) +
-                          " of " + std::to_string(flat.numel()) + " parameters");
+    throw InvalidArgument("[model] parameter layout covers " + std::to_string(offset) + " of " +
+                          std::to_string(flat.numel()) + " parameters");
   }
 }
 

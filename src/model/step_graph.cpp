@@ -9,21 +9,36 @@ namespace adacc::model {
 
 std::string_view tensor_role_name(TensorRole role) {
   switch (role) {
-    case TensorRole::tokens: return "tokens";
-    case TensorRole::targets: return "targets";
-    case TensorRole::param: return "param";
-    case TensorRole::residual: return "residual";
-    case TensorRole::norm_out: return "norm_out";
-    case TensorRole::norm_stats: return "norm_stats";
-    case TensorRole::qkv: return "qkv";
-    case TensorRole::attn_probs: return "attn_probs";
-    case TensorRole::attn_lse: return "attn_lse";
-    case TensorRole::attn_out: return "attn_out";
-    case TensorRole::linear_out: return "linear_out";
-    case TensorRole::gelu_in: return "gelu_in";
-    case TensorRole::gelu_out: return "gelu_out";
-    case TensorRole::losses: return "losses";
-    case TensorRole::loss_grad: return "loss_grad";
+    case TensorRole::tokens:
+      return "tokens";
+    case TensorRole::targets:
+      return "targets";
+    case TensorRole::param:
+      return "param";
+    case TensorRole::residual:
+      return "residual";
+    case TensorRole::norm_out:
+      return "norm_out";
+    case TensorRole::norm_stats:
+      return "norm_stats";
+    case TensorRole::qkv:
+      return "qkv";
+    case TensorRole::attn_probs:
+      return "attn_probs";
+    case TensorRole::attn_lse:
+      return "attn_lse";
+    case TensorRole::attn_out:
+      return "attn_out";
+    case TensorRole::linear_out:
+      return "linear_out";
+    case TensorRole::gelu_in:
+      return "gelu_in";
+    case TensorRole::gelu_out:
+      return "gelu_out";
+    case TensorRole::losses:
+      return "losses";
+    case TensorRole::loss_grad:
+      return "loss_grad";
   }
   return "?";
 }

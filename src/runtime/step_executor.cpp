@@ -12,7 +12,9 @@ using model::TensorKind;
 class StepExecutor::Env final : public model::OpEnv {
  public:
   Env(StepExecutor& ex, Pass pass)
-      : ex_(ex), pass_(pass), values_(ex.graph_.tensors().size()),
+      : ex_(ex),
+        pass_(pass),
+        values_(ex.graph_.tensors().size()),
         grads_(ex.graph_.tensors().size()) {
     const auto& tensors = ex.graph_.tensors();
     for (std::size_t i = 0; i < tensors.size(); ++i) {
@@ -79,7 +81,10 @@ class StepExecutor::Env final : public model::OpEnv {
 
 StepExecutor::StepExecutor(const model::StepGraph& graph, const model::ParamSet& params,
                            model::ParamSet& grads, Context& ctx)
-    : graph_(graph), params_(params), grads_(grads), ctx_(ctx),
+    : graph_(graph),
+      params_(params),
+      grads_(grads),
+      ctx_(ctx),
       life_(model::analyze_lifetimes(graph)) {}
 
 float StepExecutor::forward_backward(const Tensor& tokens, const Tensor& targets) {

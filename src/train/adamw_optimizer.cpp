@@ -20,8 +20,7 @@ AdamWOptimizer::AdamWOptimizer(const model::ModelConfig& config, Allocator& allo
   }
 }
 
-void AdamWOptimizer::step(Context& ctx, model::ParamSet& params, model::ParamSet& grads,
-                          float lr) {
+void AdamWOptimizer::step(Context& ctx, model::ParamSet& params, model::ParamSet& grads, float lr) {
   ++step_;
   for (const Span& s : spans_) {
     ops::AdamWConfig c = hyper_;

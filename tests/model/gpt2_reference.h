@@ -31,8 +31,8 @@ struct RefGpt2 {
   }
 
   // Returns the mean loss; adds the gradients into `grads` (sized like p).
-  double forward_backward(const std::vector<int>& tokens, const std::vector<int>& targets,
-                          int B, int T, std::vector<Vec>& grads) const {
+  double forward_backward(const std::vector<int>& tokens, const std::vector<int>& targets, int B,
+                          int T, std::vector<Vec>& grads) const {
     const int C = cfg.n_embd, H = cfg.n_head, L = cfg.n_layer, N = B * T;
     const int V = cfg.vocab, Vp = cfg.padded_vocab;
     enum { ln1w, ln1b, qkvw, qkvb, attprojw, attprojb, ln2w, ln2b, fcw, fcb, fcprojw, fcprojb };
@@ -45,10 +45,9 @@ struct RefGpt2 {
     for (int l = 0; l < L; ++l) {
       Acts& s = a[static_cast<std::size_t>(l)];
       s.x = x;
-      ref::layernorm_forward(s.x, layer_param(ln1w, l), layer_param(ln1b, l), N, C, s.ln1,
-                             s.ln1m, s.ln1r);
-      ref::linear_forward(s.ln1, layer_param(qkvw, l), &layer_param(qkvb, l), N, C, 3 * C,
-                          s.qkv);
+      ref::layernorm_forward(s.x, layer_param(ln1w, l), layer_param(ln1b, l), N, C, s.ln1, s.ln1m,
+                             s.ln1r);
+      ref::linear_forward(s.ln1, layer_param(qkvw, l), &layer_param(qkvb, l), N, C, 3 * C, s.qkv);
       ref::attention_forward(s.qkv, B, T, C, H, s.atty, s.probs);
       ref::linear_forward(s.atty, layer_param(attprojw, l), &layer_param(attprojb, l), N, C, C,
                           s.attproj);
@@ -57,8 +56,8 @@ struct RefGpt2 {
                              s.ln2m, s.ln2r);
       ref::linear_forward(s.ln2, layer_param(fcw, l), &layer_param(fcb, l), N, C, 4 * C, s.fch);
       ref::gelu_forward(s.fch, s.gelu);
-      ref::linear_forward(s.gelu, layer_param(fcprojw, l), &layer_param(fcprojb, l), N, 4 * C,
-                          C, s.fcproj);
+      ref::linear_forward(s.gelu, layer_param(fcprojw, l), &layer_param(fcprojb, l), N, 4 * C, C,
+                          s.fcproj);
       ref::residual_forward(s.res1, s.fcproj, x);
     }
     const std::size_t lnfw = static_cast<std::size_t>(2 + 12 * L), lnfb = lnfw + 1;
@@ -78,8 +77,8 @@ struct RefGpt2 {
       ref::residual_backward(dx, dres1, dfcproj);
       Vec dgelu = zeros(s.gelu.size());
       Vec* dfcprojb = &g(fcprojb);
-      ref::linear_backward(dfcproj, s.gelu, layer_param(fcprojw, l), N, 4 * C, C, dgelu,
-                           g(fcprojw), dfcprojb);
+      ref::linear_backward(dfcproj, s.gelu, layer_param(fcprojw, l), N, 4 * C, C, dgelu, g(fcprojw),
+                           dfcprojb);
       Vec dfch = zeros(s.fch.size());
       ref::gelu_backward(dgelu, s.fch, dfch);
       Vec dln2 = zeros(s.ln2.size());
@@ -92,16 +91,15 @@ struct RefGpt2 {
       ref::residual_backward(dres1, dxl, dattproj);
       Vec datty = zeros(s.atty.size());
       Vec* dattprojb = &g(attprojb);
-      ref::linear_backward(dattproj, s.atty, layer_param(attprojw, l), N, C, C, datty,
-                           g(attprojw), dattprojb);
+      ref::linear_backward(dattproj, s.atty, layer_param(attprojw, l), N, C, C, datty, g(attprojw),
+                           dattprojb);
       Vec dqkv = zeros(s.qkv.size());
       ref::attention_backward(datty, s.qkv, s.probs, B, T, C, H, dqkv);
       Vec dln1 = zeros(s.ln1.size());
       Vec* dqkvb = &g(qkvb);
-      ref::linear_backward(dqkv, s.ln1, layer_param(qkvw, l), N, C, 3 * C, dln1, g(qkvw),
-                           dqkvb);
-      ref::layernorm_backward(dln1, s.x, layer_param(ln1w, l), s.ln1m, s.ln1r, N, C, dxl,
-                              g(ln1w), g(ln1b));
+      ref::linear_backward(dqkv, s.ln1, layer_param(qkvw, l), N, C, 3 * C, dln1, g(qkvw), dqkvb);
+      ref::layernorm_backward(dln1, s.x, layer_param(ln1w, l), s.ln1m, s.ln1r, N, C, dxl, g(ln1w),
+                              g(ln1b));
       dx = std::move(dxl);
     }
     ref::embedding_backward(tokens, dx, B, T, C, grads[0], grads[1]);

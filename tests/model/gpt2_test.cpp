@@ -126,9 +126,9 @@ TEST(StepGraph, DeclaresOpsSavedTensorsAndLifetimes) {
     double flops = 0;
     for (const auto& op : g.ops()) flops += op->forward_flops();
     const double N = 24, C = 16;
-    const double expected = 2 * (2 * N * C * (3 * C + C + 4 * C + 4 * C) +
-                                 2 * 2 * 3 * (8 * 9 / 2.0) * C) +
-                            2 * N * C * 50;
+    const double expected =
+        2 * (2 * N * C * (3 * C + C + 4 * C + 4 * C) + 2 * 2 * 3 * (8 * 9 / 2.0) * C) +
+        2 * N * C * 50;
     EXPECT_DOUBLE_EQ(flops, expected);
   }
   EXPECT_THROW(gpt.build_graph(0, 4), InvalidArgument);

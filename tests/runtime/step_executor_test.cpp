@@ -60,8 +60,9 @@ void check_against_float64(ops::AttentionKind attention, int B, int T) {
     if (i == 0) {
       // Padded rows of dwte stay zero in both; compare the real rows only.
       const Vec got = test::to_vec(named[i].tensor);
-      EXPECT_EQ(test::max_abs_diff(Vec(got.begin() + cfg.vocab * cfg.n_embd, got.end()),
-                                   Vec(got.size() - static_cast<std::size_t>(cfg.vocab * cfg.n_embd), 0.0)),
+      EXPECT_EQ(test::max_abs_diff(
+                    Vec(got.begin() + cfg.vocab * cfg.n_embd, got.end()),
+                    Vec(got.size() - static_cast<std::size_t>(cfg.vocab * cfg.n_embd), 0.0)),
                 0.0);
     }
     const double err = test::rel_error(test::to_vec(named[i].tensor), g[i]);
@@ -71,8 +72,8 @@ void check_against_float64(ops::AttentionKind attention, int B, int T) {
   std::printf("worst relative gradient error vs float64: %.2e\n", worst);
   // Every activation and activation gradient was released.
   const MemStats s = alloc.stats();
-  EXPECT_EQ(s.current_of(MemCategory::activations), 2 * static_cast<std::size_t>(
-                                                        (B * T * 4 + 63) / 64 * 64));
+  EXPECT_EQ(s.current_of(MemCategory::activations),
+            2 * static_cast<std::size_t>((B * T * 4 + 63) / 64 * 64));
   EXPECT_EQ(s.current_of(MemCategory::workspace), 0u);
 }
 

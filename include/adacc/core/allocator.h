@@ -43,7 +43,7 @@ struct MemStats {
   std::array<std::size_t, kMemCategories> at_peak{};  // per category when the total peaked
   std::size_t total_current = 0;
   std::size_t total_peak = 0;
-  std::size_t reserved = 0;       // bytes held from the system: live + cached
+  std::size_t reserved = 0;  // bytes held from the system: live + cached
   std::size_t reserved_peak = 0;
   std::size_t system_allocations = 0;  // blocks requested from the system so far
 

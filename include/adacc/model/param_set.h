@@ -42,10 +42,10 @@ class ParamSet {
   ParamSet(const ModelConfig& config, Allocator& allocator, MemCategory category,
            std::string_view label);
 
-  Tensor flat;                // (num_parameters)
-  Tensor wte, wpe;            // (Vp,C), (maxT,C)
+  Tensor flat;      // (num_parameters)
+  Tensor wte, wpe;  // (Vp,C), (maxT,C)
   std::vector<LayerParams> layers;
-  Tensor lnfw, lnfb;          // (C), (C)
+  Tensor lnfw, lnfb;  // (C), (C)
 
   // Every parameter tensor of one layer kind, in flat order, with its name.
   const std::vector<NamedParam>& named() const { return named_; }

@@ -33,18 +33,18 @@ enum class TensorRole : std::uint8_t {
   tokens,
   targets,
   param,
-  residual,      // the residual stream (embedding output, residual adds)
-  norm_out,      // LayerNorm output (input of a linear layer)
-  norm_stats,    // LayerNorm mean / rstd
-  qkv,           // fused attention input (B,T,3C)
-  attn_probs,    // softmax probabilities (B,H,T,T), naive attention
-  attn_lse,      // log-sum-exp (B,H,T), flash attention
-  attn_out,      // attention output (input of the projection)
-  linear_out,    // output of a projection (input of a residual add)
-  gelu_in,       // fc output
-  gelu_out,      // GELU output (input of fc_proj)
-  losses,        // per-position losses (B,T)
-  loss_grad,     // gradient of the loss w.r.t. the final LayerNorm output
+  residual,    // the residual stream (embedding output, residual adds)
+  norm_out,    // LayerNorm output (input of a linear layer)
+  norm_stats,  // LayerNorm mean / rstd
+  qkv,         // fused attention input (B,T,3C)
+  attn_probs,  // softmax probabilities (B,H,T,T), naive attention
+  attn_lse,    // log-sum-exp (B,H,T), flash attention
+  attn_out,    // attention output (input of the projection)
+  linear_out,  // output of a projection (input of a residual add)
+  gelu_in,     // fc output
+  gelu_out,    // GELU output (input of fc_proj)
+  losses,      // per-position losses (B,T)
+  loss_grad,   // gradient of the loss w.r.t. the final LayerNorm output
 };
 
 std::string_view tensor_role_name(TensorRole role);
@@ -55,9 +55,9 @@ struct TensorInfo {
   DType dtype = DType::f32;
   TensorKind kind = TensorKind::activation;
   TensorRole role = TensorRole::residual;
-  int layer = -1;         // block index, -1 outside the blocks
-  int producer = -1;      // index of the op that produces it, -1 for inputs and params
-  int param_index = -1;   // for params: index into ParamSet::named()
+  int layer = -1;        // block index, -1 outside the blocks
+  int producer = -1;     // index of the op that produces it, -1 for inputs and params
+  int param_index = -1;  // for params: index into ParamSet::named()
 
   std::size_t nbytes() const {
     return static_cast<std::size_t>(shape_numel(shape)) * dtype_size(dtype);
@@ -99,7 +99,7 @@ class OpNode {
 
   const std::string& name() const { return name_; }
   int layer() const { return layer_; }
-  const std::vector<TensorId>& inputs() const { return inputs_; }    // activations, params
+  const std::vector<TensorId>& inputs() const { return inputs_; }  // activations, params
   const std::vector<TensorId>& outputs() const { return outputs_; }
   // What the backward reads besides parameters and gradients: activations and inputs.
   const std::vector<TensorId>& saved() const { return saved_; }
@@ -138,9 +138,9 @@ class StepGraph {
 
 // Lifetimes derived from the graph, in op indices (forward order).
 struct TensorLifetime {
-  int last_forward_use = -1;   // last op that reads it in the forward (or its producer)
-  int first_backward_use = -1; // highest index among ops that save it (-1: not saved)
-  int last_backward_use = -1;  // lowest index among ops that save it
+  int last_forward_use = -1;    // last op that reads it in the forward (or its producer)
+  int first_backward_use = -1;  // highest index among ops that save it (-1: not saved)
+  int last_backward_use = -1;   // lowest index among ops that save it
 };
 
 std::vector<TensorLifetime> analyze_lifetimes(const StepGraph& graph);

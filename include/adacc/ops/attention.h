@@ -33,8 +33,7 @@ void attention_naive_forward(Context& ctx, const Tensor& qkv, int heads, Tensor&
 void attention_naive_backward(Context& ctx, const Tensor& dout, const Tensor& qkv,
                               const Tensor& probs, int heads, Tensor& dqkv);
 
-void attention_flash_forward(Context& ctx, const Tensor& qkv, int heads, Tensor& out,
-                             Tensor& lse);
+void attention_flash_forward(Context& ctx, const Tensor& qkv, int heads, Tensor& out, Tensor& lse);
 
 void attention_flash_backward(Context& ctx, const Tensor& dout, const Tensor& qkv,
                               const Tensor& out, const Tensor& lse, int heads, Tensor& dqkv);

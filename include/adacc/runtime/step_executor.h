@@ -22,8 +22,8 @@ namespace adacc::runtime {
 class StepExecutor {
  public:
   // `graph`, `params`, `grads` and `ctx` must outlive the executor.
-  StepExecutor(const model::StepGraph& graph, const model::ParamSet& params,
-               model::ParamSet& grads, Context& ctx);
+  StepExecutor(const model::StepGraph& graph, const model::ParamSet& params, model::ParamSet& grads,
+               Context& ctx);
 
   // Forward and backward on one batch; adds the gradients into `grads` and returns the
   // mean loss. tokens and targets are (B,T) int32.

@@ -15,8 +15,7 @@ namespace adacc::train {
 
 class AdamWOptimizer {
  public:
-  AdamWOptimizer(const model::ModelConfig& config, Allocator& allocator,
-                 ops::AdamWConfig hyper);
+  AdamWOptimizer(const model::ModelConfig& config, Allocator& allocator, ops::AdamWConfig hyper);
 
   // One update with the current gradients (then zeroed); increments step().
   void step(Context& ctx, model::ParamSet& params, model::ParamSet& grads, float lr);
