@@ -1,12 +1,17 @@
 // Token + position embedding on the CPU: out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:].
 //
 // Forward is a gather, threaded over the B*T rows. Backward is a scatter-add into dwte,
-// where two positions with the same token hit the same row; instead of atomics or
-// per-thread copies of the (Vp,C) table, each thread owns a band of channels and walks
-// all rows for that band, so writes never collide and the sums come out in row order
-// (deterministic for any thread count). dwpe uses the same bands. Token ids are checked
+// where two positions with the same token hit the same row. Instead of atomics or
+// per-thread copies of the (Vp,C) table, each dwte row has one owner thread (token id
+// modulo the team size) that adds its positions' gradients in row order, and each dwpe
+// row belongs to one thread's block of positions; so writes never collide, whole rows
+// stream contiguously, and every sum is taken in the same order for any thread count
+// (bit-identical results). Splitting the channels among threads instead was measured
+// slower than one thread: every thread then walks every row. Token ids are checked
 // against [0,Vp) before any memory is touched.
 #include "adacc/ops/embedding.h"
+
+#include <omp.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -19,8 +24,6 @@ namespace cpu {
 namespace {
 
 constexpr std::int64_t kParallelMin = 1 << 14;
-// Channel bands are multiples of one cache line of floats.
-constexpr std::int64_t kBandAlign = 16;
 
 // tokens (B,T), wte (Vp,C), wpe (>=T,C) -> out (B,T,C)
 void embedding_forward(const std::int32_t* __restrict tokens, const float* __restrict wte,
@@ -42,22 +45,27 @@ void embedding_backward(const std::int32_t* __restrict tokens, const float* __re
                         float* __restrict dwte, float* __restrict dwpe, std::int64_t B,
                         std::int64_t T, std::int64_t C, int threads) {
   const std::int64_t N = B * T;
-  // One band of channels per thread, rounded up to whole cache lines.
-  const std::int64_t per_thread = std::max<std::int64_t>(1, (C + threads - 1) / threads);
-  const std::int64_t band = (per_thread + kBandAlign - 1) / kBandAlign * kBandAlign;
-  const std::int64_t bands = (C + band - 1) / band;
-#pragma omp parallel for schedule(static) num_threads(threads) if (N * C >= kParallelMin)
-  for (std::int64_t k = 0; k < bands; ++k) {
-    const std::int64_t c0 = k * band;
-    const std::int64_t c1 = std::min(C, c0 + band);
+#pragma omp parallel num_threads(threads) if (N * C >= kParallelMin)
+  {
+    const int tid = omp_get_thread_num();
+    const int team = omp_get_num_threads();
+    // dwte: this thread owns the rows of the token ids equal to tid modulo team.
     for (std::int64_t n = 0; n < N; ++n) {
+      if (tokens[n] % team != tid) continue;
       const float* g = dout + n * C;                                     // (C)
       float* tok_row = dwte + static_cast<std::int64_t>(tokens[n]) * C;  // (C)
-      float* pos_row = dwpe + (n % T) * C;                               // (C)
 #pragma omp simd
-      for (std::int64_t c = c0; c < c1; ++c) {
-        tok_row[c] += g[c];
-        pos_row[c] += g[c];
+      for (std::int64_t c = 0; c < C; ++c) tok_row[c] += g[c];
+    }
+    // dwpe: this thread owns a contiguous block of positions.
+    const std::int64_t t0 = T * tid / team;
+    const std::int64_t t1 = T * (tid + 1) / team;
+    for (std::int64_t t = t0; t < t1; ++t) {
+      float* pos_row = dwpe + t * C;  // (C)
+      for (std::int64_t b = 0; b < B; ++b) {
+        const float* g = dout + (b * T + t) * C;  // (C)
+#pragma omp simd
+        for (std::int64_t c = 0; c < C; ++c) pos_row[c] += g[c];
       }
     }
   }
