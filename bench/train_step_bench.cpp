@@ -6,11 +6,13 @@
 //
 // Counters: ms_step, tok_s, step_gflops (model FLOPs / step time), sgemm_gflops (the
 // flop-weighted rate of sgemm on this step's forward and backward matmul shapes, timed
-// just before), frac_of_sgemm = step_gflops / sgemm_gflops, peak_mib (allocator peak).
+// just before), frac_of_sgemm = step_gflops / sgemm_gflops, peak_mib (allocator peak),
+// and ms_<op kind> / ms_adamw: the time of each kind of op in one profiled step.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <chrono>
+#include <string>
 #include <vector>
 
 #include "adacc/model/gpt2.h"
@@ -118,6 +120,18 @@ void BM_TrainStep(benchmark::State& state, const char* model_name, int B, int T)
   state.counters["frac_of_sgemm"] = step_gflops / sgemm_gflops;
   state.counters["peak_mib"] = static_cast<double>(alloc.stats().total_peak) / (1 << 20);
   state.counters["threads"] = ctx.threads();
+
+  // Where the time goes: one profiled step, by op kind, and the optimizer.
+  exec.set_profiling(true);
+  exec.forward_backward(tokens, targets);
+  const auto t_opt = Clock::now();
+  opt.step(ctx, gpt.params(), gpt.grads(), 1e-4f);
+  state.counters["ms_adamw"] = seconds_since(t_opt) * 1e3;
+  for (std::size_t o = 0; o < graph.ops().size(); ++o) {
+    const auto& t = exec.op_timings()[o];
+    state.counters["ms_" + std::string(graph.op(static_cast<int>(o)).kind())] +=
+        (t.forward + t.backward) * 1e3;
+  }
 }
 
 BENCHMARK_CAPTURE(BM_TrainStep, gpt2_B4_T64, "gpt2", 4, 64)

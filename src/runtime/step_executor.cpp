@@ -1,6 +1,8 @@
 // Keep-everything step execution over a step graph (see step_executor.h).
 #include "adacc/runtime/step_executor.h"
 
+#include <chrono>
+
 #include "adacc/core/error.h"
 
 namespace adacc::runtime {
@@ -8,6 +10,13 @@ namespace adacc::runtime {
 using model::Pass;
 using model::TensorId;
 using model::TensorKind;
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+}  // namespace
 
 class StepExecutor::Env final : public model::OpEnv {
  public:
@@ -101,13 +110,16 @@ float StepExecutor::run(const Tensor& tokens, const Tensor& targets, Pass pass) 
   env.bind_input(graph_.targets, targets);
   const int n_ops = static_cast<int>(graph_.ops().size());
   const bool train = pass == Pass::train;
+  if (profiling_) timings_.assign(static_cast<std::size_t>(n_ops), OpTiming{});
 
   auto is_activation = [&](TensorId id) {
     return graph_.tensor(id).kind == TensorKind::activation;
   };
   for (int o = 0; o < n_ops; ++o) {
     const model::OpNode& op = graph_.op(o);
+    const auto t0 = Clock::now();
     op.forward(env);
+    if (profiling_) timings_[static_cast<std::size_t>(o)].forward = seconds_since(t0);
     // Free what neither a later forward op nor (when training) any backward op needs.
     auto release = [&](TensorId id) {
       const auto& l = life_[static_cast<std::size_t>(id)];
@@ -122,7 +134,9 @@ float StepExecutor::run(const Tensor& tokens, const Tensor& targets, Pass pass) 
 
   for (int o = n_ops - 1; o >= 0; --o) {
     const model::OpNode& op = graph_.op(o);
+    const auto t0 = Clock::now();
     op.backward(env);
+    if (profiling_) timings_[static_cast<std::size_t>(o)].backward = seconds_since(t0);
     for (TensorId id : op.saved()) {
       if (is_activation(id) && life_[static_cast<std::size_t>(id)].last_backward_use == o) {
         env.free_value(id);

@@ -19,6 +19,12 @@
 
 namespace adacc::runtime {
 
+// Wall time of each op's forward and backward in the last profiled step, in seconds.
+struct OpTiming {
+  double forward = 0;
+  double backward = 0;
+};
+
 class StepExecutor {
  public:
   // `graph`, `params`, `grads` and `ctx` must outlive the executor.
@@ -32,6 +38,10 @@ class StepExecutor {
   // Forward only (no gradients, nothing saved); returns the mean loss.
   float forward(const Tensor& tokens, const Tensor& targets);
 
+  // When on, each op's forward and backward are timed (indexed like graph.ops()).
+  void set_profiling(bool on) { profiling_ = on; }
+  const std::vector<OpTiming>& op_timings() const { return timings_; }
+
  private:
   class Env;
   float run(const Tensor& tokens, const Tensor& targets, model::Pass pass);
@@ -41,6 +51,8 @@ class StepExecutor {
   model::ParamSet& grads_;
   Context& ctx_;
   std::vector<model::TensorLifetime> life_;
+  bool profiling_ = false;
+  std::vector<OpTiming> timings_;
 };
 
 }  // namespace adacc::runtime
