@@ -6,6 +6,8 @@
 // corrections are computed once per call in double and folded into two float factors.
 #include "adacc/ops/adamw.h"
 
+#include <immintrin.h>
+
 #include <cmath>
 #include <string>
 
@@ -15,6 +17,11 @@ namespace adacc::ops::cpu {
 
 // param, grad, m, v (n) updated in place; grad set to 0 if kZeroGrad.
 // lr_m = lr / (1 - beta1^t), v_scale = 1 / (1 - beta2^t).
+//
+// The loop is written with AVX-512 intrinsics where available: GCC does not vectorize
+// std::sqrt without -fno-math-errno (it keeps a scalar errno path), and a scalar sqrt
+// made this pass compute-bound: 275 ms against 72 ms on 124M parameters. (maskz_sqrt
+// because _mm512_sqrt_ps trips GCC 12's -Wmaybe-uninitialized inside its own header.)
 template <bool kZeroGrad>
 void adamw_update(float* param, float* grad, float* m, float* v, std::int64_t n, float lr,
                   float lr_m, float v_scale, float beta1, float beta2, float eps,
@@ -22,6 +29,31 @@ void adamw_update(float* param, float* grad, float* m, float* v, std::int64_t n,
   const float one_minus_b1 = 1.0f - beta1;
   const float one_minus_b2 = 1.0f - beta2;
   const float decay = lr * weight_decay;
+#if defined(__AVX512F__)
+  constexpr std::int64_t kW = 16;
+  const std::int64_t blocks = (n + kW - 1) / kW;
+#pragma omp parallel for schedule(static)
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    const std::int64_t i = b * kW;
+    const std::int64_t left = n - i;
+    const __mmask16 k = left >= kW ? 0xFFFF : static_cast<__mmask16>((1u << left) - 1u);
+    const __m512 g = _mm512_maskz_loadu_ps(k, grad + i);
+    __m512 mi = _mm512_maskz_loadu_ps(k, m + i);
+    __m512 vi = _mm512_maskz_loadu_ps(k, v + i);
+    __m512 pi = _mm512_maskz_loadu_ps(k, param + i);
+    mi = _mm512_fmadd_ps(_mm512_set1_ps(beta1), mi, _mm512_mul_ps(_mm512_set1_ps(one_minus_b1), g));
+    vi = _mm512_fmadd_ps(_mm512_set1_ps(beta2), vi,
+                         _mm512_mul_ps(_mm512_set1_ps(one_minus_b2), _mm512_mul_ps(g, g)));
+    const __m512 denom = _mm512_add_ps(
+        _mm512_maskz_sqrt_ps(k, _mm512_mul_ps(vi, _mm512_set1_ps(v_scale))), _mm512_set1_ps(eps));
+    const __m512 step = _mm512_div_ps(_mm512_mul_ps(_mm512_set1_ps(lr_m), mi), denom);
+    pi = _mm512_sub_ps(pi, _mm512_fmadd_ps(_mm512_set1_ps(decay), pi, step));
+    _mm512_mask_storeu_ps(m + i, k, mi);
+    _mm512_mask_storeu_ps(v + i, k, vi);
+    _mm512_mask_storeu_ps(param + i, k, pi);
+    if constexpr (kZeroGrad) _mm512_mask_storeu_ps(grad + i, k, _mm512_setzero_ps());
+  }
+#else
 #pragma omp parallel for simd schedule(static)
   for (std::int64_t i = 0; i < n; ++i) {
     const float g = grad[i];
@@ -33,6 +65,7 @@ void adamw_update(float* param, float* grad, float* m, float* v, std::int64_t n,
     param[i] -= lr_m * mi / (std::sqrt(vi * v_scale) + eps) + decay * param[i];
     if constexpr (kZeroGrad) grad[i] = 0.0f;
   }
+#endif
 }
 
 }  // namespace adacc::ops::cpu
