@@ -108,7 +108,7 @@ INSTANTIATE_TEST_SUITE_P(
     Shapes, LmHeadLossVsReference,
     ::testing::Values(Case{1, 1, 13, 37, 64, 0.5},       // one row, C not a multiple of 16
                       Case{1, 7, 20, 100, 128, 0.5},     // V not a multiple of 16, V < Vp
-                      Case{2, 150, 20, 333, 384, 0.3},   // N=300: 3 chunks, the last partial
+                      Case{2, 300, 20, 333, 384, 0.3},   // N=600: chunks of 256, 256, 88 rows
                       Case{2, 64, 96, 515, 640, 0.2},    // larger realistic C
                       Case{1, 5, 32, 50257, 50304, 0.2}  // GPT-2's vocabulary
                       ));
