@@ -1,8 +1,8 @@
 // Times one training step (forward, backward, AdamW) and compares its FLOP rate with
 // sgemm's rate on the same step's matmul shapes, measured in the same run.
 //
-//   build/release/bench/train_step_bench --benchmark_repetitions=3 \
-//       --benchmark_report_aggregates_only=true
+//   build/release/bench/train_step_bench --benchmark_repetitions=3
+//       (add --benchmark_report_aggregates_only=true for medians only)
 //
 // Counters: ms_step, tok_s, step_gflops (model FLOPs / step time), sgemm_gflops (the
 // flop-weighted rate of sgemm on this step's forward and backward matmul shapes, timed
