@@ -46,7 +46,7 @@ std::vector<Gemm> step_gemms(const model::ModelConfig& c, std::int64_t rows) {
     g.push_back({ops::Trans::no, ops::Trans::no, rows, IC, OC});
     g.push_back({ops::Trans::yes, ops::Trans::no, OC, IC, rows});
   }
-  const std::int64_t chunk = std::min<std::int64_t>(rows, 128);  // lm-head row chunks
+  const std::int64_t chunk = std::min<std::int64_t>(rows, 256);  // lm-head row chunks
   g.push_back({ops::Trans::no, ops::Trans::yes, chunk, V, C});
   g.push_back({ops::Trans::no, ops::Trans::no, chunk, C, V});
   g.push_back({ops::Trans::yes, ops::Trans::no, V, C, chunk});
