@@ -1,0 +1,65 @@
+// Model files and training checkpoints.
+//
+//  - safetensors with Hugging Face GPT-2 names (transformer.wte.weight,
+//    transformer.h.0.attn.c_attn.weight, ...): Hugging Face stores the four Conv1D
+//    weights (attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj) as (in, out), i.e.
+//    transposed relative to adacc's (out, in), and wte with V rows (not Vp); export and
+//    import convert, so the file loads in transformers' GPT2LMHeadModel. The model config
+//    travels in the safetensors metadata ("adacc.config": "L=..,C=..,H=..,V=..,T=..").
+//  - llm.c fp32 GPT-2 checkpoints (header of 256 int32: magic 20240326, version 3,
+//    maxT, V, L, H, C, Vp; then the parameters in llm.c's order): import only.
+//  - A training checkpoint directory DIR: the model, the optimizer moments and a JSON
+//    state (step, RNG state, data loader position, the run's options), so that a
+//    resumed run continues bit-exactly. Every file is written to a temporary name,
+//    fsync'ed and renamed; the JSON that names the current files is written last, so an
+//    interrupted save leaves the previous checkpoint intact.
+// Corrupt or truncated files give a FormatError naming the file and what is wrong.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "adacc/core/rng.h"
+#include "adacc/model/config.h"
+#include "adacc/model/param_set.h"
+#include "adacc/train/data.h"
+
+namespace adacc::train {
+
+// Writes params as safetensors (atomically).
+void save_safetensors(const std::filesystem::path& path, const model::ModelConfig& config,
+                      const model::ParamSet& params);
+
+// The model config stored in a safetensors file written by save_safetensors, or in an
+// llm.c checkpoint's header; the format is detected by content.
+model::ModelConfig read_model_config(const std::filesystem::path& path);
+
+// Loads parameters from a safetensors file (ours or Hugging Face's GPT-2) or an llm.c
+// checkpoint into `params`, whose shapes come from `config`. A file of another shape
+// gives a FormatError naming the tensor, the expected and the found shape.
+void load_parameters(const std::filesystem::path& path, const model::ModelConfig& config,
+                     model::ParamSet& params);
+
+// Everything besides the parameters that a resumed run needs.
+struct TrainingState {
+  std::int64_t step = 0;  // optimizer steps taken
+  Rng::State rng{};
+  BatchLoader::State loader{};
+  std::string options_json;  // the run's options, to check a resume against
+};
+
+// Saves a training checkpoint into directory `dir` (created if missing).
+void save_checkpoint(const std::filesystem::path& dir, const model::ModelConfig& config,
+                     const model::ParamSet& params, const model::ParamSet& adam_m,
+                     const model::ParamSet& adam_v, const TrainingState& state);
+
+// The config of the checkpoint in `dir`.
+model::ModelConfig read_checkpoint_config(const std::filesystem::path& dir);
+
+// Loads a checkpoint saved by save_checkpoint; the ParamSets must have the config's shapes.
+TrainingState load_checkpoint(const std::filesystem::path& dir, const model::ModelConfig& config,
+                              model::ParamSet& params, model::ParamSet& adam_m,
+                              model::ParamSet& adam_v);
+
+}  // namespace adacc::train
