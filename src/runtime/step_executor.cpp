@@ -97,25 +97,37 @@ StepExecutor::StepExecutor(const model::StepGraph& graph, const model::ParamSet&
       life_(model::analyze_lifetimes(graph)) {}
 
 float StepExecutor::forward_backward(const Tensor& tokens, const Tensor& targets) {
-  return run(tokens, targets, Pass::train);
+  Env env(*this, Pass::train);
+  env.bind_input(graph_.tokens, tokens);
+  env.bind_input(graph_.targets, targets);
+  return run(env, static_cast<int>(graph_.ops().size()));
 }
 
 float StepExecutor::forward(const Tensor& tokens, const Tensor& targets) {
-  return run(tokens, targets, Pass::eval);
-}
-
-float StepExecutor::run(const Tensor& tokens, const Tensor& targets, Pass pass) {
-  Env env(*this, pass);
+  Env env(*this, Pass::eval);
   env.bind_input(graph_.tokens, tokens);
   env.bind_input(graph_.targets, targets);
+  return run(env, static_cast<int>(graph_.ops().size()));
+}
+
+Tensor StepExecutor::features(const Tensor& tokens) {
+  Env env(*this, Pass::eval);
+  env.bind_input(graph_.tokens, tokens);
   const int n_ops = static_cast<int>(graph_.ops().size());
-  const bool train = pass == Pass::train;
+  run(env, n_ops - 1);
+  // The loss op's input outlives the loop: its last forward use is the loss op.
+  return env.value(graph_.op(n_ops - 1).inputs().front());
+}
+
+float StepExecutor::run(Env& env, int n_forward) {
+  const int n_ops = static_cast<int>(graph_.ops().size());
+  const bool train = env.pass() == Pass::train;
   if (profiling_) timings_.assign(static_cast<std::size_t>(n_ops), OpTiming{});
 
   auto is_activation = [&](TensorId id) {
     return graph_.tensor(id).kind == TensorKind::activation;
   };
-  for (int o = 0; o < n_ops; ++o) {
+  for (int o = 0; o < n_forward; ++o) {
     const model::OpNode& op = graph_.op(o);
     const auto t0 = Clock::now();
     op.forward(env);

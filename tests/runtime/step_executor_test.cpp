@@ -114,6 +114,28 @@ TEST(StepExecutor, EvalLossEqualsTrainLossAndAttentionFormsAgree) {
   EXPECT_LT(test::rel_error(grads[0], grads[1]), 1e-5);
 }
 
+TEST(StepExecutor, FeaturesAreTheLossInput) {
+  Allocator alloc;
+  Context ctx(alloc, 2, 1);
+  const model::ModelConfig cfg = model::parse_config("L=2,C=16,H=2,V=40,T=16");
+  model::Gpt2 gpt(cfg, alloc);
+  Rng rng(3);
+  gpt.init_weights(rng);
+  const Batch batch = random_batch(rng, 2, 9, cfg.vocab);
+  Tensor tokens = test::to_int_tensor(alloc, batch.tokens, {2, 9});
+  Tensor targets = test::to_int_tensor(alloc, batch.targets, {2, 9}, "targets");
+  const model::StepGraph graph = gpt.build_graph(2, 9);
+  runtime::StepExecutor exec(graph, gpt.params(), gpt.grads(), ctx);
+  const float loss = exec.forward(tokens, targets);
+  const Tensor features = exec.features(tokens);
+  ASSERT_EQ(features.shape(), (Shape{2, 9, 16}));
+  test::Vec losses;
+  const double ref =
+      ref::lm_head_loss_forward(test::to_vec(features), test::to_vec(gpt.params().wte),
+                                batch.targets, 18, 16, cfg.vocab, cfg.padded_vocab, losses);
+  EXPECT_NEAR(loss, ref, 1e-6);
+}
+
 TEST(StepExecutor, RejectsBatchOfWrongShape) {
   Allocator alloc;
   Context ctx(alloc, 1, 1);

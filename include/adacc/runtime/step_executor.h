@@ -38,13 +38,18 @@ class StepExecutor {
   // Forward only (no gradients, nothing saved); returns the mean loss.
   float forward(const Tensor& tokens, const Tensor& targets);
 
+  // Forward of every op but the final loss, for inference: returns the loss op's input,
+  // the final LayerNorm output (B,T,C). tokens is (B,T) int32.
+  Tensor features(const Tensor& tokens);
+
   // When on, each op's forward and backward are timed (indexed like graph.ops()).
   void set_profiling(bool on) { profiling_ = on; }
   const std::vector<OpTiming>& op_timings() const { return timings_; }
 
  private:
   class Env;
-  float run(const Tensor& tokens, const Tensor& targets, model::Pass pass);
+  // Runs the forward of ops [0, n_forward) and, when training, the whole backward.
+  float run(Env& env, int n_forward);
 
   const model::StepGraph& graph_;
   const model::ParamSet& params_;
