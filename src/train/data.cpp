@@ -24,6 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::int32_t kShardMagic = 20240520;
+constexpr std::int32_t kModelMagic = 20240326;  // llm.c model checkpoints
 constexpr std::int32_t kShardVersion = 1;
 constexpr std::size_t kShardHeaderInts = 256;
 constexpr std::size_t kShardHeaderBytes = kShardHeaderInts * sizeof(std::int32_t);  // 1024
@@ -205,12 +206,24 @@ TokenStream load_tokens(const std::filesystem::path& path, const LoadOptions& op
   const std::size_t head = static_cast<std::size_t>(std::min<std::uint64_t>(size, 4));
   read_exact(f.get(), magic, head, path);
   if (head == 4 && le_i32(magic) == kShardMagic) return read_shard(f.get(), path, size);
+  if (head == 4 && le_i32(magic) == kModelMagic) {
+    throw FormatError("[data] " + path.string() +
+                      " is an llm.c model checkpoint, not training data; give it to --init");
+  }
 
   // Text: the whole file in one read.
   std::string text(static_cast<std::size_t>(size), '\0');
   std::memcpy(text.data(), magic, head);
   read_exact(f.get(), text.data() + head, text.size() - head, path);
   f.reset();
+  // Text has no NUL bytes; a binary file without the shard magic is a shard with a
+  // wrong magic (or not data at all), and training on its bytes would be a mistake.
+  const std::size_t probe = std::min<std::size_t>(text.size(), 1024);
+  if (std::memchr(text.data(), '\0', probe) != nullptr) {
+    throw FormatError("[data] " + path.string() + " is binary but not an llm.c token shard (magic " +
+                      std::to_string(head == 4 ? le_i32(magic) : 0) + ", expected " +
+                      std::to_string(kShardMagic) + "); text files are read as bytes");
+  }
 
   if (!options.sentencepiece_model.empty()) {
     return encode_sentencepiece(text, path, options.sentencepiece_model);

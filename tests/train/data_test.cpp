@@ -119,7 +119,7 @@ Batch next_batch(BatchLoader& loader, int B, int T) {
 TEST(LoadTokens, TextIsOneTokenPerByte) {
   TempDir dir;
   std::string text = "Hello, world!\nSecond line\t";
-  text.push_back('\0');
+  text.push_back('\x01');
   text.push_back(static_cast<char>(0xFF));
   text.push_back(static_cast<char>(0x80));
   text += "\xC3\xA9";                     // e-acute in UTF-8: two tokens
@@ -135,7 +135,7 @@ TEST(LoadTokens, TextIsOneTokenPerByte) {
     EXPECT_EQ(s.tokens[i], static_cast<int>(static_cast<unsigned char>(text[i]))) << i;
   }
   EXPECT_EQ(s.tokens[13], 10);
-  EXPECT_EQ(s.tokens[text.size() - 5], 0);
+  EXPECT_EQ(s.tokens[text.size() - 5], 1);
   EXPECT_EQ(s.tokens[text.size() - 4], 255);
 }
 
@@ -223,6 +223,21 @@ TEST(LoadTokens, ShardTokenOutOfVocab) {
                             {(dir / "v.bin").string(), "token 5 ", "is 50257"});
   write_file(dir / "w.bin", shard_bytes({65535}));
   expect_error<FormatError>([&] { load_tokens(dir / "w.bin"); }, {"token 0 ", "65535"});
+}
+
+TEST(LoadTokens, BinaryFileWithWrongMagicIsRejected) {
+  TempDir dir;
+  std::string bytes = shard_bytes({1, 2, 3});
+  bytes[0] = 0x39;  // magic 20240441 instead of 20240520
+  write_file(dir / "bad.bin", bytes);
+  expect_error<FormatError>([&] { load_tokens(dir / "bad.bin"); },
+                            {(dir / "bad.bin").string(), "magic 20240441", "20240520"});
+  std::string model;
+  put_le32(model, 20240326);
+  put_le32(model, 3);
+  write_file(dir / "model.bin", model);
+  expect_error<FormatError>([&] { load_tokens(dir / "model.bin"); },
+                            {(dir / "model.bin").string(), "checkpoint", "--init"});
 }
 
 TEST(LoadTokens, ShardWrongVersion) {

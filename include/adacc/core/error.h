@@ -44,4 +44,10 @@ class BackendError : public Error {
   using Error::Error;
 };
 
+// Training produced NaN or inf (in the loss or the gradients) too often to go on.
+class NumericalError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace adacc

@@ -21,6 +21,8 @@ class AdamWOptimizer {
   void step(Context& ctx, model::ParamSet& params, model::ParamSet& grads, float lr);
 
   std::int64_t steps_taken() const { return step_; }
+  // For resuming: the bias corrections continue from this count.
+  void set_steps_taken(std::int64_t steps) { step_ = steps; }
   const ops::AdamWConfig& hyper() const { return hyper_; }
   model::ParamSet& m() { return m_; }
   model::ParamSet& v() { return v_; }
