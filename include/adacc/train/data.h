@@ -74,6 +74,7 @@ class BatchLoader {
 
  private:
   // ... implementation-defined members
+  State state_;
 };
 
 }  // namespace adacc::train
