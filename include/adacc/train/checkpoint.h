@@ -32,12 +32,19 @@ void save_safetensors(const std::filesystem::path& path, const model::ModelConfi
                       const model::ParamSet& params);
 
 // The model config stored in a safetensors file written by save_safetensors, or in an
-// llm.c checkpoint's header; the format is detected by content.
+// llm.c checkpoint's header; the format is detected by content. A safetensors file
+// without "adacc.config" (Hugging Face's) gives a config inferred from its shapes: L
+// from the highest h.N, V and C from wte, T from wpe; H cannot be inferred and is taken
+// as C/64 (GPT-2's head size in every published size; 1 if 64 does not divide C).
 model::ModelConfig read_model_config(const std::filesystem::path& path);
 
 // Loads parameters from a safetensors file (ours or Hugging Face's GPT-2) or an llm.c
 // checkpoint into `params`, whose shapes come from `config`. A file of another shape
-// gives a FormatError naming the tensor, the expected and the found shape.
+// gives a FormatError naming the tensor, the expected and the found shape. Names with
+// or without the "transformer." prefix are accepted; extra tensors (attention masks,
+// lm_head.weight) are ignored, but not layers beyond L. The padded wte rows are set to
+// 0. Every name and shape is checked before `params` is written. A missing file is an
+// InvalidArgument.
 void load_parameters(const std::filesystem::path& path, const model::ModelConfig& config,
                      model::ParamSet& params);
 
@@ -46,10 +53,17 @@ struct TrainingState {
   std::int64_t step = 0;  // optimizer steps taken
   Rng::State rng{};
   BatchLoader::State loader{};
-  std::string options_json;  // the run's options, to check a resume against
+  // The run's options, to check a resume against; stored in checkpoint.json as JSON
+  // when it is compact JSON (nlohmann's dump()), otherwise as a string, so that it
+  // comes back exactly.
+  std::string options_json;
 };
 
-// Saves a training checkpoint into directory `dir` (created if missing).
+// Saves a training checkpoint into directory `dir` (created if missing):
+// model-<step>.safetensors (as save_safetensors), optim-<step>.safetensors (tensors "m"
+// and "v", flat), then checkpoint.json naming them; after that, older model-*/optim-*
+// files and leftovers of interrupted saves are deleted. A failing save (BackendError)
+// removes what it wrote and leaves the previous checkpoint in place.
 void save_checkpoint(const std::filesystem::path& dir, const model::ModelConfig& config,
                      const model::ParamSet& params, const model::ParamSet& adam_m,
                      const model::ParamSet& adam_v, const TrainingState& state);
@@ -57,7 +71,10 @@ void save_checkpoint(const std::filesystem::path& dir, const model::ModelConfig&
 // The config of the checkpoint in `dir`.
 model::ModelConfig read_checkpoint_config(const std::filesystem::path& dir);
 
-// Loads a checkpoint saved by save_checkpoint; the ParamSets must have the config's shapes.
+// Loads a checkpoint saved by save_checkpoint; the ParamSets must have the config's
+// shapes. A missing directory or checkpoint.json is an InvalidArgument; a corrupt
+// checkpoint.json, a file it names that is missing or corrupt, or a checkpoint of
+// another model is a FormatError naming the file.
 TrainingState load_checkpoint(const std::filesystem::path& dir, const model::ModelConfig& config,
                               model::ParamSet& params, model::ParamSet& adam_m,
                               model::ParamSet& adam_v);
