@@ -3,7 +3,6 @@
 // allocator took from the system. In steady state a step takes no new memory from the
 // system and causes (almost) no page faults.
 #include <gtest/gtest.h>
-#include <malloc.h>
 #include <sys/resource.h>
 
 #include <fstream>
@@ -45,16 +44,17 @@ TEST(StepMemory, AllocatorSeesEveryLargeBufferAndSteadyStateTakesNoNewMemory) {
   Allocator alloc;
   Context ctx(alloc, 2, 1);
   {
-    // Warm up what every process pays once: the OpenMP thread pool, the matmul
-    // library's JIT kernels and scratch.
-    model::Gpt2 warm(model::parse_config("L=1,C=256,H=4,V=8192,T=256"), alloc);
+    // Warm up, with a model of the same shapes, what a process pays once: the OpenMP
+    // thread pool, the matmul library's JIT kernels and its scratch memory (which it
+    // takes from malloc and keeps in malloc's free lists). Then give the warm-up
+    // model's blocks back to the system, so that what the measured model uses is new.
+    model::Gpt2 warm(model::parse_config("L=4,C=256,H=4,V=8192,T=256"), alloc);
     const model::StepGraph graph = warm.build_graph(B, T);
     runtime::StepExecutor exec(graph, warm.params(), warm.grads(), ctx);
     Tensor tokens = Tensor::zeros(alloc, {B, T}, DType::int32, MemCategory::activations, "t");
     exec.forward_backward(tokens, tokens);
   }
   alloc.release_cache();
-  malloc_trim(0);
   alloc.reset_peak();
   const std::size_t rss_start = proc_status_bytes("VmRSS");
   ASSERT_TRUE(reset_peak_rss()) << "cannot reset the peak RSS through /proc/self/clear_refs";

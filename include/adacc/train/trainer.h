@@ -1,0 +1,90 @@
+// The training loop: data, model, optimizer, schedule, clipping, NaN/inf handling,
+// validation, metrics, progress and checkpoints, with exact resume.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "adacc/ops/attention.h"
+#include "adacc/train/data.h"
+#include "adacc/train/lr_schedule.h"
+
+namespace adacc::train {
+
+// What the loop reports after each optimizer step, for progress displays.
+struct StepReport {
+  std::int64_t step = 0;   // 1-based number of the step just taken
+  std::int64_t total = 0;  // steps of the whole run
+  float loss = 0;
+  float lr = 0;
+  double grad_norm = 0;
+  double ms = 0;     // this step's wall time
+  double tok_s = 0;  // tokens per second of this step
+  std::size_t peak_bytes = 0;
+  double elapsed_s = 0;  // since this run started
+  bool skipped = false;  // NaN/inf: the update was skipped
+};
+
+struct ValReport {
+  std::int64_t step = 0;
+  float val_loss = 0;
+};
+
+struct TrainCallbacks {
+  std::function<void(const StepReport&)> on_step;
+  std::function<void(const ValReport&)> on_validation;
+  std::function<void(const std::string&)> on_message;  // warnings and notices, one line each
+  // When set and true (e.g. from a SIGINT handler), the loop stops after the current
+  // step and saves a checkpoint.
+  const std::atomic<bool>* interrupt = nullptr;
+};
+
+struct TrainOptions {
+  std::string model = "L=4,C=256,H=4,V=256,T=256";  // a name or L=..,C=..,H=..,V=..,T=..
+  std::filesystem::path data;                       // text file or llm.c shard
+  std::filesystem::path sentencepiece_model;        // optional BPE for text
+  std::filesystem::path init;                       // llm.c checkpoint or safetensors
+  std::filesystem::path resume;                     // checkpoint directory to continue
+  std::filesystem::path out_dir;                    // checkpoints and the final model
+  std::filesystem::path metrics;                    // JSONL, one object per step
+  int batch = 16;
+  int seq = 256;
+  std::int64_t steps = 1000;
+  float lr = 1e-3f;
+  float min_lr_fraction = 0.1f;
+  std::int64_t warmup = -1;  // -1: 2% of the steps
+  ScheduleKind schedule = ScheduleKind::cosine;
+  float weight_decay = 0.1f;
+  float grad_clip = 1.0f;  // 0: off
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+  Shuffle shuffle = Shuffle::on;
+  std::uint64_t seed = 1337;
+  int threads = 0;  // 0: all cores
+  ops::AttentionKind attention = ops::AttentionKind::flash;
+  std::size_t budget = SIZE_MAX;  // bytes the engine may hold
+  double val_fraction = 0.05;
+  std::int64_t val_every = 100;  // steps; 0: only at the end
+  int val_batches = 16;
+  std::int64_t save_every = 0;   // steps; 0: only at the end (when out_dir is set)
+  int max_bad_steps = 5;         // consecutive NaN/inf steps before stopping
+  std::int64_t stop_after = -1;  // stop (and save) after this many steps of this run; -1: no
+};
+
+struct TrainResult {
+  std::int64_t steps = 0;  // optimizer steps taken in total (including resumed ones)
+  float last_loss = 0;
+  float val_loss = -1;  // final validation loss, -1 if there was no validation data
+  double seconds = 0;
+  std::size_t peak_bytes = 0;
+};
+
+// Runs training as the options say. Throws adacc errors with one-line messages; if
+// training has to stop because of repeated NaN/inf, it saves a checkpoint first (when
+// out_dir is set) and throws NumericalError.
+TrainResult train(const TrainOptions& options, const TrainCallbacks& callbacks = {});
+
+}  // namespace adacc::train

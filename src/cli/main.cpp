@@ -1,0 +1,215 @@
+// adacc's command line: `adacc train` and `adacc sample`. Library errors arrive as
+// adacc::Error exceptions and leave here as one line on stderr and exit code 1.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+
+#include "adacc/core/byte_size.h"
+#include "adacc/core/error.h"
+#include "adacc/train/sampler.h"
+#include "adacc/train/trainer.h"
+#include "progress.h"
+
+namespace {
+
+// The one piece of process-wide state: set by SIGINT so that training stops at the next
+// step boundary and saves (a signal handler can reach nothing else). A second SIGINT
+// ends the process at once.
+std::atomic<bool> g_interrupted{false};
+
+extern "C" void on_sigint(int) {
+  g_interrupted.store(true);
+  std::signal(SIGINT, SIG_DFL);
+}
+
+struct TrainArgs {
+  adacc::train::TrainOptions options;
+  std::string budget;
+  std::string schedule = "cosine";
+  std::string shuffle = "on";
+  std::string attention = "flash";
+  std::int64_t log_every = 0;
+  int sample_tokens = 0;
+};
+
+void add_train_command(CLI::App& app, TrainArgs& a) {
+  auto& o = a.options;
+  CLI::App* c = app.add_subcommand("train", "Train a GPT-2 model on a text file or token shard");
+  c->add_option("--data", o.data, "Training data: a text file (byte tokens) or an llm.c .bin shard")
+      ->required();
+  c->add_option("--model", o.model,
+                "gpt2-tiny, gpt2, gpt2-medium, gpt2-large, gpt2-xl, or L=..,C=..,H=..,V=..,T=..")
+      ->capture_default_str();
+  c->add_option("--sentencepiece", o.sentencepiece_model,
+                "Encode text with this sentencepiece (BPE) model instead of bytes");
+  c->add_option("--init", o.init, "Start from these weights: an llm.c checkpoint or safetensors");
+  c->add_option("--resume", o.resume, "Continue the run saved in this checkpoint directory");
+  c->add_option("--out", o.out_dir,
+                "Checkpoint directory (model.safetensors is written at the end)");
+  c->add_option("--metrics", o.metrics, "Write one JSON object per step to this file (JSONL)");
+  c->add_option("--batch", o.batch, "Sequences per batch (B)")->capture_default_str();
+  c->add_option("--seq", o.seq, "Tokens per sequence (T)")->capture_default_str();
+  c->add_option("--steps", o.steps, "Optimizer steps in total")->capture_default_str();
+  c->add_option("--lr", o.lr, "Peak learning rate")->capture_default_str();
+  c->add_option("--min-lr-fraction", o.min_lr_fraction, "Cosine floor as a fraction of --lr")
+      ->capture_default_str();
+  c->add_option("--warmup", o.warmup, "Warmup steps (-1: 2% of --steps)")->capture_default_str();
+  c->add_option("--schedule", a.schedule, "cosine or constant")->capture_default_str();
+  c->add_option("--weight-decay", o.weight_decay, "AdamW decoupled weight decay (matrices only)")
+      ->capture_default_str();
+  c->add_option("--grad-clip", o.grad_clip, "Clip the global gradient norm to this (0: off)")
+      ->capture_default_str();
+  c->add_option("--beta1", o.beta1, "AdamW beta1")->capture_default_str();
+  c->add_option("--beta2", o.beta2, "AdamW beta2")->capture_default_str();
+  c->add_option("--eps", o.eps, "AdamW epsilon")->capture_default_str();
+  c->add_option("--shuffle", a.shuffle,
+                "on: windows in a seeded random order; off: llm.c's sequential batches")
+      ->capture_default_str();
+  c->add_option("--seed", o.seed, "Seed for initialisation and shuffling")->capture_default_str();
+  c->add_option("--threads", o.threads, "Threads (0: all cores)")->capture_default_str();
+  c->add_option("--attention", a.attention, "flash (saves log-sum-exp) or naive (saves T×T)")
+      ->capture_default_str();
+  c->add_option("--budget", a.budget, "Hard cap on engine memory, e.g. 6GiB (default: none)");
+  c->add_option("--val-fraction", o.val_fraction, "Share of the data held out for validation")
+      ->capture_default_str();
+  c->add_option("--val-every", o.val_every, "Validate every N steps (0: only at the end)")
+      ->capture_default_str();
+  c->add_option("--val-batches", o.val_batches, "Batches per validation")->capture_default_str();
+  c->add_option("--save-every", o.save_every, "Save a checkpoint every N steps (0: at the end)")
+      ->capture_default_str();
+  c->add_option("--max-bad-steps", o.max_bad_steps,
+                "Stop (after saving) after this many NaN/inf steps in a row")
+      ->capture_default_str();
+  c->add_option("--log-every", a.log_every,
+                "Progress line every N steps when stdout is not a terminal (0: ~20 per run)")
+      ->capture_default_str();
+  c->add_option("--stop-after", o.stop_after,
+                "Stop after N steps of this run, saving a checkpoint (to resume later)");
+  c->add_option("--sample", a.sample_tokens, "Print this many sampled tokens at the end")
+      ->capture_default_str();
+}
+
+int run_train(TrainArgs& a) {
+  using namespace adacc;
+  auto& o = a.options;
+  if (!a.budget.empty()) o.budget = parse_byte_size(a.budget);
+  o.schedule = train::parse_schedule(a.schedule);
+  if (a.shuffle == "on") {
+    o.shuffle = train::Shuffle::on;
+  } else if (a.shuffle == "off") {
+    o.shuffle = train::Shuffle::off;
+  } else {
+    throw InvalidArgument("[train] --shuffle must be on or off, not '" + a.shuffle + "'");
+  }
+  if (a.attention == "flash") {
+    o.attention = ops::AttentionKind::flash;
+  } else if (a.attention == "naive") {
+    o.attention = ops::AttentionKind::naive;
+  } else {
+    throw InvalidArgument("[train] --attention must be flash or naive, not '" + a.attention + "'");
+  }
+  const bool tty = isatty(fileno(stdout)) != 0;
+  cli::ProgressDisplay progress(
+      stdout, tty, a.log_every > 0 ? a.log_every : std::max<std::int64_t>(1, o.steps / 20));
+  train::TrainCallbacks cb;
+  cb.on_step = [&](const train::StepReport& r) { progress.step(r); };
+  cb.on_validation = [&](const train::ValReport& v) { progress.validation(v); };
+  cb.on_message = [&](const std::string& m) { progress.message(m); };
+  cb.interrupt = &g_interrupted;
+  std::signal(SIGINT, on_sigint);
+  const train::TrainResult r = train::train(o, cb);
+  progress.finish();
+  std::printf("done: %lld steps in %s, last loss %.4f", static_cast<long long>(r.steps),
+              cli::ProgressDisplay::format_duration(r.seconds).c_str(), r.last_loss);
+  if (r.val_loss >= 0) std::printf(", validation loss %.4f", r.val_loss);
+  std::printf(", peak memory %s\n", format_bytes(r.peak_bytes).c_str());
+  if (!o.out_dir.empty()) {
+    std::printf("checkpoint: %s%s\n", o.out_dir.c_str(),
+                r.steps == o.steps
+                    ? (" (model: " + (o.out_dir / "model.safetensors").string() + ")").c_str()
+                    : " (resume with --resume)");
+  }
+  if (a.sample_tokens > 0 && !o.out_dir.empty()) {
+    train::SampleOptions s;
+    s.model = o.out_dir;
+    s.sentencepiece_model = o.sentencepiece_model;
+    s.tokens = a.sample_tokens;
+    s.threads = o.threads;
+    s.seed = o.seed;
+    std::printf("sample:\n");
+    train::sample(s, [](std::string_view piece) {
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    });
+    std::printf("\n");
+  }
+  return 0;
+}
+
+void add_sample_command(CLI::App& app, adacc::train::SampleOptions& s) {
+  CLI::App* c = app.add_subcommand("sample", "Generate text from a trained model");
+  c->add_option("--model", s.model,
+                "A checkpoint directory, a safetensors file or an llm.c checkpoint")
+      ->required();
+  c->add_option("--prompt", s.prompt, "Text to continue");
+  c->add_option("--tokens", s.tokens, "Tokens to generate")->capture_default_str();
+  c->add_option("--temperature", s.temperature, "Softmax temperature")->capture_default_str();
+  c->add_option("--top-k", s.top_k, "Sample among the k most likely tokens (0: all)")
+      ->capture_default_str();
+  c->add_option("--seed", s.seed, "Sampling seed")->capture_default_str();
+  c->add_option("--threads", s.threads, "Threads (0: all cores)")->capture_default_str();
+  c->add_option("--sentencepiece", s.sentencepiece_model,
+                "The BPE model the model was trained with");
+}
+
+int run_sample(const adacc::train::SampleOptions& s) {
+  std::fwrite(s.prompt.data(), 1, s.prompt.size(), stdout);
+  adacc::train::sample(s, [](std::string_view piece) {
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+  });
+  std::printf("\n");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"adacc: train GPT-2 language models under a hard memory budget"};
+  app.require_subcommand(1);
+  // A flag given twice takes its last value, so scripts can append overrides.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  TrainArgs train_args;
+  adacc::train::SampleOptions sample_options;
+  add_train_command(app, train_args);
+  add_sample_command(app, sample_options);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "adacc: %s; see adacc %s--help\n", e.what(),
+                 app.get_subcommands().empty()
+                     ? ""
+                     : (app.get_subcommands().front()->get_name() + " ").c_str());
+    return 2;
+  }
+  try {
+    if (app.got_subcommand("train")) return run_train(train_args);
+    if (app.got_subcommand("sample")) return run_sample(sample_options);
+  } catch (const adacc::Error& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "adacc: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "adacc: internal error: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}

@@ -1,0 +1,133 @@
+// The adacc program end to end: help, a short training run with progress and a sample,
+// and bad inputs, each a one-line error on stderr, exit code 1, and no output left behind.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+class AdaccCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("adacc_cli_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  static std::string slurp(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+  CommandResult adacc(const std::string& args) {
+    const fs::path out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
+    const std::string cmd =
+        std::string(ADACC_BINARY) + " " + args + " >" + out.string() + " 2>" + err.string();
+    const int status = std::system(cmd.c_str());
+    CommandResult r;
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = slurp(out);
+    r.err = slurp(err);
+    fs::remove(out);
+    fs::remove(err);
+    return r;
+  }
+
+  fs::path write(const std::string& name, const std::string& content) {
+    const fs::path p = dir_ / name;
+    std::ofstream(p, std::ios::binary) << content;
+    return p;
+  }
+
+  // A one-line error naming `needle`, exit code 1, and the run's outputs not created.
+  void expect_error(const std::string& args, const std::string& needle) {
+    const CommandResult r = adacc(args + " --out " + (dir_ / "run").string() + " --metrics " +
+                                  (dir_ / "run" / "m.jsonl").string());
+    EXPECT_EQ(r.exit_code, 1) << args << "\n" << r.err;
+    EXPECT_EQ(r.err.rfind("adacc: ", 0), 0u) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir_ / "run")) << args;
+  }
+
+  std::string corpus() const {
+    std::string text;
+    for (int i = 0; i < 60; ++i) text += "In the beginning God created the heaven and the earth. ";
+    return text;
+  }
+
+  fs::path dir_;
+};
+
+constexpr const char* kTiny = " --model L=1,C=16,H=2,V=256,T=32 --batch 2 --seq 16 --threads 2";
+
+TEST_F(AdaccCli, HelpListsTheContractFlags) {
+  const CommandResult r = adacc("train --help");
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* flag : {"--init", "--data", "--batch", "--seq", "--steps", "--lr", "--seed",
+                           "--schedule", "--weight-decay", "--grad-clip", "--shuffle", "--metrics",
+                           "--threads", "--resume", "--budget"}) {
+    EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
+  }
+  EXPECT_NE(adacc("frobnicate").exit_code, 0);
+}
+
+TEST_F(AdaccCli, TrainsSavesAndSamples) {
+  const fs::path data = write("corpus.txt", corpus());
+  const CommandResult r =
+      adacc("train --data " + data.string() + kTiny + " --steps 6 --val-batches 1 --out " +
+            (dir_ / "run").string() + " --metrics " + (dir_ / "m.jsonl").string() + " --sample 20");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("step 6/6"), std::string::npos) << r.out;  // plain progress lines
+  EXPECT_EQ(r.out.find('\r'), std::string::npos);                 // not a terminal
+  EXPECT_NE(r.out.find("validation loss"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("sample:"), std::string::npos) << r.out;
+  EXPECT_TRUE(fs::exists(dir_ / "run" / "model.safetensors"));
+  const CommandResult s = adacc("sample --model " + (dir_ / "run" / "model.safetensors").string() +
+                                " --prompt In --tokens 10");
+  EXPECT_EQ(s.exit_code, 0) << s.err;
+  EXPECT_EQ(s.out.rfind("In", 0), 0u) << s.out;
+  EXPECT_GE(s.out.size(), 12u);
+}
+
+TEST_F(AdaccCli, BadInputsAreOneLineErrors) {
+  const std::string data = write("corpus.txt", corpus()).string();
+  expect_error("train --data " + (dir_ / "missing.txt").string() + kTiny, "missing.txt");
+  expect_error("train --data " + write("empty.txt", "").string() + kTiny, "empty.txt");
+  std::string shard(1024, '\0');
+  shard[0] = static_cast<char>(0x88);  // magic 20240520: an llm.c shard header whose
+  shard[1] = static_cast<char>(0xD8);  // token count (100) promises more than the body
+  shard[2] = 0x34;
+  shard[3] = 0x01;
+  shard[4] = 1;
+  shard[8] = 100;
+  expect_error("train --data " + write("short.bin", shard + "ab").string() + kTiny, "short.bin");
+  expect_error("train --data " + data + " --model L=1,C=16,H=2,V=64,T=32 --batch 2 --seq 16",
+               "vocabulary");
+  expect_error("train --data " + data + kTiny + " --seq 64", "maximum");
+  expect_error("train --data " + data + kTiny + " --budget 10KiB", "budget");
+  expect_error("train --data " + data + kTiny + " --budget lots", "lots");
+  expect_error("train --data " + data + kTiny + " --init " + write("t.safetensors", "xy").string(),
+               "t.safetensors");
+  expect_error("train --data " + data + kTiny + " --shuffle maybe", "shuffle");
+}
+
+}  // namespace

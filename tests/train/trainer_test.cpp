@@ -1,0 +1,197 @@
+// The training loop: a tiny model overfits a short text; an interrupted and resumed run
+// reproduces the uninterrupted run's losses bit for bit; bad inputs are rejected with
+// one-line errors before anything is written.
+#include "adacc/train/trainer.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+#include "adacc/core/error.h"
+
+namespace adacc::train {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TrainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("adacc_trainer_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path write_text(const std::string& name, const std::string& text) {
+    const fs::path p = dir_ / name;
+    std::ofstream(p, std::ios::binary) << text;
+    return p;
+  }
+
+  static TrainOptions tiny_options(const fs::path& data) {
+    TrainOptions o;
+    o.data = data;
+    o.model = "L=2,C=32,H=2,V=256,T=32";
+    o.batch = 4;
+    o.seq = 16;
+    o.steps = 30;
+    o.lr = 3e-3f;
+    o.val_fraction = 0;
+    o.threads = 2;
+    return o;
+  }
+
+  fs::path dir_;
+};
+
+std::string pangrams(int repeats) {
+  std::string text;
+  for (int i = 0; i < repeats; ++i) text += "the quick brown fox jumps over the lazy dog. ";
+  return text;
+}
+
+TEST_F(TrainerTest, TinyModelOverfitsShortText) {
+  TrainOptions o = tiny_options(write_text("short.txt", pangrams(6)));
+  o.steps = 300;
+  o.lr = 1e-2f;
+  o.weight_decay = 0;
+  o.warmup = 10;
+  std::vector<float> losses;
+  TrainCallbacks cb;
+  cb.on_step = [&](const StepReport& r) { losses.push_back(r.loss); };
+  const TrainResult r = train(o, cb);
+  ASSERT_EQ(losses.size(), 300u);
+  EXPECT_GT(losses.front(), 4.0f);  // ~ln(256) at initialisation
+  EXPECT_LT(r.last_loss, 0.1f);
+}
+
+TEST_F(TrainerTest, ResumedRunReproducesUninterruptedLossesBitForBit) {
+  const fs::path data = write_text("data.txt", pangrams(40));
+  for (Shuffle shuffle : {Shuffle::on, Shuffle::off}) {
+    TrainOptions o = tiny_options(data);
+    o.shuffle = shuffle;
+    o.val_fraction = 0.1;
+    o.val_batches = 2;
+    o.val_every = 7;
+    std::vector<float> full, resumed;
+    TrainCallbacks cb;
+    cb.on_step = [&](const StepReport& r) { full.push_back(r.loss); };
+    o.out_dir = dir_ / "full";
+    const TrainResult a = train(o, cb);
+
+    cb.on_step = [&](const StepReport& r) { resumed.push_back(r.loss); };
+    o.out_dir = dir_ / "part";
+    o.stop_after = 13;
+    const TrainResult b1 = train(o, cb);
+    EXPECT_EQ(b1.steps, 13);
+    o.stop_after = -1;
+    o.resume = o.out_dir;
+    const TrainResult b2 = train(o, cb);
+    EXPECT_EQ(b2.steps, 30);
+    ASSERT_EQ(full.size(), resumed.size());
+    for (std::size_t i = 0; i < full.size(); ++i) {
+      ASSERT_EQ(full[i], resumed[i]) << "step " << i + 1;  // bit-exact
+    }
+    EXPECT_EQ(a.val_loss, b2.val_loss);
+  }
+}
+
+TEST_F(TrainerTest, WritesMetricsAsJsonLines) {
+  TrainOptions o = tiny_options(write_text("data.txt", pangrams(40)));
+  o.steps = 5;
+  o.val_fraction = 0.2;
+  o.val_batches = 1;
+  o.metrics = dir_ / "metrics" / "run.jsonl";
+  train(o);
+  std::ifstream in(o.metrics);
+  std::string line;
+  int steps = 0, vals = 0;
+  while (std::getline(in, line)) {
+    if (line.find("\"val_loss\"") != std::string::npos) {
+      ++vals;
+      continue;
+    }
+    ++steps;
+    for (const char* key : {"\"step\"", "\"loss\"", "\"ms\"", "\"tok_s\"", "\"peak_bytes\""}) {
+      EXPECT_NE(line.find(key), std::string::npos) << key << " in " << line;
+    }
+  }
+  EXPECT_EQ(steps, 5);
+  EXPECT_EQ(vals, 1);
+}
+
+// Runs training expecting an error of type E whose message contains `needle`, and checks
+// that nothing was written to the output directory.
+template <class E>
+void expect_rejected(const TrainOptions& o, const std::string& needle) {
+  try {
+    train(o);
+    FAIL() << "expected an error mentioning '" << needle << "'";
+  } catch (const E& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(needle), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << "not one line: " << msg;
+  }
+  if (!o.out_dir.empty()) {
+    EXPECT_FALSE(fs::exists(o.out_dir)) << o.out_dir;
+  }
+  if (!o.metrics.empty()) {
+    EXPECT_FALSE(fs::exists(o.metrics)) << o.metrics;
+  }
+}
+
+TEST_F(TrainerTest, BadInputsAreRejectedBeforeAnythingIsWritten) {
+  const fs::path data = write_text("data.txt", pangrams(40));
+  TrainOptions o = tiny_options(data);
+  o.out_dir = dir_ / "out";
+  o.metrics = dir_ / "out" / "metrics.jsonl";
+
+  TrainOptions missing = o;
+  missing.data = dir_ / "nope.txt";
+  expect_rejected<InvalidArgument>(missing, "nope.txt");
+
+  TrainOptions empty = o;
+  empty.data = write_text("empty.txt", "");
+  expect_rejected<InvalidArgument>(empty, "empty.txt");
+
+  TrainOptions vocab = o;
+  vocab.model = "L=2,C=32,H=2,V=100,T=32";  // bytes of the text reach 'z' = 122
+  expect_rejected<InvalidArgument>(vocab, "vocabulary");
+
+  TrainOptions too_long = o;
+  too_long.seq = 64;  // the model's maximum is 32
+  expect_rejected<InvalidArgument>(too_long, "maximum");
+
+  TrainOptions budget = o;
+  budget.budget = 64 * 1024;  // the parameters alone need more
+  expect_rejected<PlanInfeasible>(budget, "budget");
+
+  TrainOptions bad_init = o;
+  bad_init.init = write_text("init.safetensors", std::string("\x08\x00\x00", 3));
+  expect_rejected<FormatError>(bad_init, "init.safetensors");
+}
+
+TEST_F(TrainerTest, RepeatedNanStopsAfterSavingACheckpoint) {
+  TrainOptions o = tiny_options(write_text("data.txt", pangrams(40)));
+  o.lr = 1e30f;  // diverges at once
+  o.grad_clip = 0;
+  o.steps = 50;
+  o.max_bad_steps = 3;
+  o.out_dir = dir_ / "out";
+  std::vector<std::string> messages;
+  TrainCallbacks cb;
+  cb.on_message = [&](const std::string& m) { messages.push_back(m); };
+  EXPECT_THROW(train(o, cb), NumericalError);
+  EXPECT_GE(messages.size(), 3u);
+  EXPECT_NE(messages.back().find("update skipped"), std::string::npos) << messages.back();
+  EXPECT_TRUE(fs::exists(o.out_dir / "checkpoint.json"));
+}
+
+}  // namespace
+}  // namespace adacc::train

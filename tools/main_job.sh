@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# adacc's main job on a fresh Debian 12 machine: install what is needed, build, get the
+# default corpus (the King James Bible, Debian package bible-kjv), train the default
+# model on it (byte-level tokens), and end with the validation loss and a sample.
+# Extra arguments are passed to `adacc train` (e.g. --steps 200 for a shorter run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tools/setup.sh
+cmake --preset release >/dev/null
+cmake --build --preset release --target adacc
+
+mkdir -p data runs
+if [ ! -s data/kjv.txt ]; then
+  bible gen1:1-rev22:21 > data/kjv.txt.tmp
+  mv data/kjv.txt.tmp data/kjv.txt
+fi
+
+build/release/adacc train --data data/kjv.txt --model "L=4,C=256,H=4,V=256,T=256" \
+  --batch 16 --seq 256 --steps 1200 --lr 2e-3 --val-every 200 \
+  --out runs/kjv --metrics runs/kjv/metrics.jsonl --sample 400 "$@"
