@@ -17,5 +17,5 @@ if [ ! -s data/kjv.txt ]; then
 fi
 
 build/release/adacc train --data data/kjv.txt --model "L=4,C=256,H=4,V=256,T=256" \
-  --batch 16 --seq 256 --steps 1200 --lr 2e-3 --val-every 200 \
+  --batch 16 --seq 256 --steps 1000 --lr 2e-3 --val-every 200 \
   --out runs/kjv --metrics runs/kjv/metrics.jsonl --sample 400 "$@"

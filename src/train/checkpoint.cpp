@@ -446,6 +446,10 @@ CheckpointJson read_checkpoint_json(const fs::path& dir) {
   }
   c.state.loader.position = u64(loader["position"], "'loader.position'");
   c.state.loader.epoch = u64(loader["epoch"], "'loader.epoch'");
+  c.state.optimizer_steps =
+      j.contains("optimizer_steps")
+          ? static_cast<std::int64_t>(u64(j["optimizer_steps"], "'optimizer_steps'"))
+          : c.step;
   if (j.contains("options")) {
     const ordered_json& o = j["options"];
     c.state.options_json = o.is_string() ? o.get<std::string>() : o.dump();
@@ -555,6 +559,7 @@ void save_checkpoint(const fs::path& dir, const model::ModelConfig& config,
     j["rng"] = ordered_json::array();
     for (std::uint64_t s : state.rng) j["rng"].push_back(std::to_string(s));
     j["loader"] = {{"position", state.loader.position}, {"epoch", state.loader.epoch}};
+    j["optimizer_steps"] = state.optimizer_steps < 0 ? state.step : state.optimizer_steps;
     j["options"] = options_value(state.options_json);
     const std::string text = j.dump(2) + "\n";
     AtomicFile file(dir / kStateFile);

@@ -148,7 +148,7 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
                             "); now " + key);
     }
     start_step = state.step;
-    opt.set_steps_taken(state.step);
+    opt.set_steps_taken(state.optimizer_steps);
     loader.set_state(state.loader);
     ctx.rng().set_state(state.rng);
     message("resumed from " + o.resume.string() + " at step " + std::to_string(start_step));
@@ -199,6 +199,7 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
     if (o.out_dir.empty()) return;
     TrainingState state;
     state.step = step;
+    state.optimizer_steps = opt.steps_taken();
     state.rng = ctx.rng().state();
     state.loader = loader.state();
     state.options_json = key;

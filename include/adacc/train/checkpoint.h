@@ -50,7 +50,9 @@ void load_parameters(const std::filesystem::path& path, const model::ModelConfig
 
 // Everything besides the parameters that a resumed run needs.
 struct TrainingState {
-  std::int64_t step = 0;  // optimizer steps taken
+  std::int64_t step = 0;  // training steps taken
+  // AdamW updates taken (fewer than `step` when NaN/inf steps were skipped); -1: `step`.
+  std::int64_t optimizer_steps = -1;
   Rng::State rng{};
   BatchLoader::State loader{};
   // The run's options, to check a resume against; stored in checkpoint.json as JSON
