@@ -121,18 +121,6 @@ TEST(EmbeddingReference, BackwardMatchesFiniteDifferences) {
   }
 }
 
-// Runs f, expects InvalidArgument whose message names the op and contains `part`.
-template <class F>
-void expect_invalid(F&& f, const std::string& op, const std::string& part) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception, expected one containing '" << part << "'";
-  } catch (const InvalidArgument& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find("[" + op + "]"), std::string::npos) << msg;
-    EXPECT_NE(msg.find(part), std::string::npos) << msg;
-  }
-}
 
 TEST(Embedding, RejectsTokenIdsOutsideTheVocabulary) {
   Allocator alloc;
@@ -144,9 +132,9 @@ TEST(Embedding, RejectsTokenIdsOutsideTheVocabulary) {
   Tensor dout = Tensor::zeros(alloc, {B, T, C}, DType::f32, MemCategory::activations, "dout");
   for (int bad : {-1, Vp, 1 << 30}) {
     Tensor tokens = test::to_int_tensor(alloc, {0, 1, bad, 2}, {B, T});
-    expect_invalid([&] { ops::embedding_forward(ctx, tokens, wte, wpe, out); }, "embedding_forward",
+    test::expect_invalid([&] { ops::embedding_forward(ctx, tokens, wte, wpe, out); }, "embedding_forward",
                    "token id " + std::to_string(bad));
-    expect_invalid([&] { ops::embedding_backward(ctx, tokens, dout, wte, wpe); },
+    test::expect_invalid([&] { ops::embedding_backward(ctx, tokens, dout, wte, wpe); },
                    "embedding_backward", "token id " + std::to_string(bad));
   }
   // The largest valid id is fine.
@@ -163,31 +151,31 @@ TEST(Embedding, RejectsWrongShapes) {
   };
   Tensor tokens = test::to_int_tensor(alloc, std::vector<int>(B * T, 1), {B, T});
   Tensor wte = f32({Vp, C}), wpe = f32({T, C}), out = f32({B, T, C});
-  expect_invalid(
+  test::expect_invalid(
       [&] {
         ops::embedding_forward(ctx, tokens, wte, f32({T - 1, C}), out);
       },
       "embedding_forward", "wpe");
-  expect_invalid(
+  test::expect_invalid(
       [&] {
         ops::embedding_forward(ctx, tokens, wte, f32({T, C + 1}), out);
       },
       "embedding_forward", "wpe");
   Tensor short_out = f32({B, T, C - 1});
-  expect_invalid([&] { ops::embedding_forward(ctx, tokens, wte, wpe, short_out); },
+  test::expect_invalid([&] { ops::embedding_forward(ctx, tokens, wte, wpe, short_out); },
                  "embedding_forward", "out");
-  expect_invalid([&] { ops::embedding_forward(ctx, tokens, f32({Vp * C}), wpe, out); },
+  test::expect_invalid([&] { ops::embedding_forward(ctx, tokens, f32({Vp * C}), wpe, out); },
                  "embedding_forward", "wte");
   Tensor float_tokens = f32({B, T});
-  expect_invalid([&] { ops::embedding_forward(ctx, float_tokens, wte, wpe, out); },
+  test::expect_invalid([&] { ops::embedding_forward(ctx, float_tokens, wte, wpe, out); },
                  "embedding_forward", "tokens");
-  expect_invalid(
+  test::expect_invalid(
       [&] {
         ops::embedding_backward(ctx, tokens, f32({B, T + 1, C}), wte, wpe);
       },
       "embedding_backward", "dout");
   Tensor narrow_dwpe = f32({T, C - 2});
-  expect_invalid([&] { ops::embedding_backward(ctx, tokens, out, wte, narrow_dwpe); },
+  test::expect_invalid([&] { ops::embedding_backward(ctx, tokens, out, wte, narrow_dwpe); },
                  "embedding_backward", "dwpe");
 }
 

@@ -110,17 +110,6 @@ TEST(GeluReference, KnownValues) {
   EXPECT_NEAR(out[3], 0.0, 1e-12);
 }
 
-template <class F>
-void expect_invalid(F&& f, const std::string& op, const std::string& part) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception, expected one containing '" << part << "'";
-  } catch (const InvalidArgument& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find("[" + op + "]"), std::string::npos) << msg;
-    EXPECT_NE(msg.find(part), std::string::npos) << msg;
-  }
-}
 
 TEST(Gelu, RejectsWrongShapes) {
   Allocator alloc;
@@ -129,11 +118,11 @@ TEST(Gelu, RejectsWrongShapes) {
     return Tensor::zeros(alloc, std::move(s), DType::f32, MemCategory::activations, "x");
   };
   Tensor inp = f32({4, 6}), out = f32({4, 6}), bad = f32({6, 4});
-  expect_invalid([&] { ops::gelu_forward(ctx, inp, bad); }, "gelu_forward", "out");
-  expect_invalid([&] { ops::gelu_backward(ctx, bad, inp, out); }, "gelu_backward", "dout");
-  expect_invalid([&] { ops::gelu_backward(ctx, out, inp, bad); }, "gelu_backward", "dinp");
+  test::expect_invalid([&] { ops::gelu_forward(ctx, inp, bad); }, "gelu_forward", "out");
+  test::expect_invalid([&] { ops::gelu_backward(ctx, bad, inp, out); }, "gelu_backward", "dout");
+  test::expect_invalid([&] { ops::gelu_backward(ctx, out, inp, bad); }, "gelu_backward", "dinp");
   Tensor ints = Tensor::zeros(alloc, {4, 6}, DType::int32, MemCategory::activations, "i");
-  expect_invalid([&] { ops::gelu_forward(ctx, ints, out); }, "gelu_forward", "inp");
+  test::expect_invalid([&] { ops::gelu_forward(ctx, ints, out); }, "gelu_forward", "inp");
 }
 
 }  // namespace

@@ -138,17 +138,6 @@ TEST(LayerNormReference, NormalisesToZeroMeanUnitVariance) {
   }
 }
 
-template <class F>
-void expect_invalid(F&& f, const std::string& op, const std::string& part) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception, expected one containing '" << part << "'";
-  } catch (const InvalidArgument& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find("[" + op + "]"), std::string::npos) << msg;
-    EXPECT_NE(msg.find(part), std::string::npos) << msg;
-  }
-}
 
 TEST(LayerNorm, RejectsWrongShapes) {
   Allocator alloc;
@@ -160,26 +149,26 @@ TEST(LayerNorm, RejectsWrongShapes) {
   Tensor inp = f32({B, T, C}), w = f32({C}), b = f32({C}), out = f32({B, T, C});
   Tensor mean = f32({B, T}), rstd = f32({B * T});
   Tensor bad_w = f32({C + 1}), bad_out = f32({B, T, C - 1}), bad_mean = f32({B, T + 1});
-  expect_invalid([&] { ops::layernorm_forward(ctx, inp, bad_w, b, out, mean, rstd); },
+  test::expect_invalid([&] { ops::layernorm_forward(ctx, inp, bad_w, b, out, mean, rstd); },
                  "layernorm_forward", "weight");
-  expect_invalid([&] { ops::layernorm_forward(ctx, inp, w, bad_w, out, mean, rstd); },
+  test::expect_invalid([&] { ops::layernorm_forward(ctx, inp, w, bad_w, out, mean, rstd); },
                  "layernorm_forward", "bias");
-  expect_invalid([&] { ops::layernorm_forward(ctx, inp, w, b, bad_out, mean, rstd); },
+  test::expect_invalid([&] { ops::layernorm_forward(ctx, inp, w, b, bad_out, mean, rstd); },
                  "layernorm_forward", "out");
-  expect_invalid([&] { ops::layernorm_forward(ctx, inp, w, b, out, bad_mean, rstd); },
+  test::expect_invalid([&] { ops::layernorm_forward(ctx, inp, w, b, out, bad_mean, rstd); },
                  "layernorm_forward", "mean");
   EXPECT_NO_THROW(ops::layernorm_forward(ctx, inp, w, b, out, mean, rstd));
 
   Tensor dinp = f32({B, T, C}), dw = f32({C}), db = f32({C});
-  expect_invalid([&] { ops::layernorm_backward(ctx, bad_out, inp, w, mean, rstd, dinp, dw, db); },
+  test::expect_invalid([&] { ops::layernorm_backward(ctx, bad_out, inp, w, mean, rstd, dinp, dw, db); },
                  "layernorm_backward", "dout");
-  expect_invalid([&] { ops::layernorm_backward(ctx, out, inp, w, mean, bad_mean, dinp, dw, db); },
+  test::expect_invalid([&] { ops::layernorm_backward(ctx, out, inp, w, mean, bad_mean, dinp, dw, db); },
                  "layernorm_backward", "rstd");
-  expect_invalid([&] { ops::layernorm_backward(ctx, out, inp, w, mean, rstd, bad_out, dw, db); },
+  test::expect_invalid([&] { ops::layernorm_backward(ctx, out, inp, w, mean, rstd, bad_out, dw, db); },
                  "layernorm_backward", "dinp");
-  expect_invalid([&] { ops::layernorm_backward(ctx, out, inp, w, mean, rstd, dinp, bad_w, db); },
+  test::expect_invalid([&] { ops::layernorm_backward(ctx, out, inp, w, mean, rstd, dinp, bad_w, db); },
                  "layernorm_backward", "dweight");
-  expect_invalid([&] { ops::layernorm_backward(ctx, out, inp, w, mean, rstd, dinp, dw, bad_w); },
+  test::expect_invalid([&] { ops::layernorm_backward(ctx, out, inp, w, mean, rstd, dinp, dw, bad_w); },
                  "layernorm_backward", "dbias");
 }
 

@@ -117,17 +117,6 @@ TEST(LinearReference, BackwardMatchesFiniteDifferences) {
   }
 }
 
-template <class F>
-void expect_invalid(F&& f, const std::string& op, const std::string& part) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception, expected one containing '" << part << "'";
-  } catch (const InvalidArgument& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find("[" + op + "]"), std::string::npos) << msg;
-    EXPECT_NE(msg.find(part), std::string::npos) << msg;
-  }
-}
 
 TEST(Linear, RejectsWrongShapes) {
   Allocator alloc;
@@ -139,22 +128,22 @@ TEST(Linear, RejectsWrongShapes) {
   Tensor inp = f32({B, T, IC}), w = f32({OC, IC}), b = f32({OC}), out = f32({B, T, OC});
   Tensor bad_inp = f32({B, T, IC + 1}), bad_w = f32({OC * IC}), bad_b = f32({OC - 1});
   Tensor bad_out = f32({B * T, OC});
-  expect_invalid([&] { ops::linear_forward(ctx, bad_inp, w, b, out); }, "linear_forward", "inp");
-  expect_invalid([&] { ops::linear_forward(ctx, inp, bad_w, b, out); }, "linear_forward", "weight");
-  expect_invalid([&] { ops::linear_forward(ctx, inp, w, bad_b, out); }, "linear_forward", "bias");
-  expect_invalid([&] { ops::linear_forward(ctx, inp, w, b, bad_out); }, "linear_forward", "out");
+  test::expect_invalid([&] { ops::linear_forward(ctx, bad_inp, w, b, out); }, "linear_forward", "inp");
+  test::expect_invalid([&] { ops::linear_forward(ctx, inp, bad_w, b, out); }, "linear_forward", "weight");
+  test::expect_invalid([&] { ops::linear_forward(ctx, inp, w, bad_b, out); }, "linear_forward", "bias");
+  test::expect_invalid([&] { ops::linear_forward(ctx, inp, w, b, bad_out); }, "linear_forward", "out");
   EXPECT_NO_THROW(ops::linear_forward(ctx, inp, w, b, out));
   EXPECT_NO_THROW(ops::linear_forward(ctx, inp, w, Tensor(), out));
 
   Tensor dinp = f32({B, T, IC}), dw = f32({OC, IC}), db = f32({OC});
   Tensor none;
-  expect_invalid([&] { ops::linear_backward(ctx, bad_out, inp, w, dinp, dw, db); },
+  test::expect_invalid([&] { ops::linear_backward(ctx, bad_out, inp, w, dinp, dw, db); },
                  "linear_backward", "dout");
-  expect_invalid([&] { ops::linear_backward(ctx, out, inp, w, bad_inp, dw, db); },
+  test::expect_invalid([&] { ops::linear_backward(ctx, out, inp, w, bad_inp, dw, db); },
                  "linear_backward", "dinp");
-  expect_invalid([&] { ops::linear_backward(ctx, out, inp, w, dinp, bad_w, db); },
+  test::expect_invalid([&] { ops::linear_backward(ctx, out, inp, w, dinp, bad_w, db); },
                  "linear_backward", "dweight");
-  expect_invalid([&] { ops::linear_backward(ctx, out, inp, w, dinp, dw, bad_b); },
+  test::expect_invalid([&] { ops::linear_backward(ctx, out, inp, w, dinp, dw, bad_b); },
                  "linear_backward", "dbias");
   EXPECT_NO_THROW(ops::linear_backward(ctx, out, inp, w, dinp, dw, none));
 }

@@ -97,17 +97,6 @@ TEST(ResidualReference, BackwardMatchesFiniteDifferences) {
   EXPECT_LT(test::rel_error(db, fd_b), 1e-6);
 }
 
-template <class F>
-void expect_invalid(F&& f, const std::string& op, const std::string& part) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception, expected one containing '" << part << "'";
-  } catch (const InvalidArgument& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find("[" + op + "]"), std::string::npos) << msg;
-    EXPECT_NE(msg.find(part), std::string::npos) << msg;
-  }
-}
 
 TEST(Residual, RejectsWrongShapes) {
   Allocator alloc;
@@ -116,12 +105,12 @@ TEST(Residual, RejectsWrongShapes) {
     return Tensor::zeros(alloc, std::move(s), DType::f32, MemCategory::activations, "x");
   };
   Tensor a = f32({2, 3, 8}), b = f32({2, 3, 8}), out = f32({2, 3, 8}), bad = f32({2, 24});
-  expect_invalid([&] { ops::residual_forward(ctx, a, bad, out); }, "residual_forward", "b");
-  expect_invalid([&] { ops::residual_forward(ctx, a, b, bad); }, "residual_forward", "out");
-  expect_invalid([&] { ops::residual_backward(ctx, out, bad, b); }, "residual_backward", "da");
-  expect_invalid([&] { ops::residual_backward(ctx, out, a, bad); }, "residual_backward", "db");
+  test::expect_invalid([&] { ops::residual_forward(ctx, a, bad, out); }, "residual_forward", "b");
+  test::expect_invalid([&] { ops::residual_forward(ctx, a, b, bad); }, "residual_forward", "out");
+  test::expect_invalid([&] { ops::residual_backward(ctx, out, bad, b); }, "residual_backward", "da");
+  test::expect_invalid([&] { ops::residual_backward(ctx, out, a, bad); }, "residual_backward", "db");
   Tensor missing;
-  expect_invalid([&] { ops::residual_forward(ctx, missing, b, out); }, "residual_forward", "a");
+  test::expect_invalid([&] { ops::residual_forward(ctx, missing, b, out); }, "residual_forward", "a");
 }
 
 }  // namespace

@@ -6,8 +6,12 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
+#include "adacc/core/error.h"
 #include "adacc/core/rng.h"
 #include "adacc/core/tensor.h"
 
@@ -91,6 +95,20 @@ inline double dot(const Vec& w, const Vec& y) {
   double s = 0;
   for (std::size_t i = 0; i < w.size(); ++i) s += w[i] * y[i];
   return s;
+}
+
+// Runs f expecting InvalidArgument whose message names the op ("[op]") and contains
+// `part`.
+template <class F>
+void expect_invalid(F&& f, const std::string& op, const std::string& part) {
+  try {
+    f();
+    ADD_FAILURE() << "no exception, expected one containing '" << part << "'";
+  } catch (const InvalidArgument& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("[" + op + "]"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(part), std::string::npos) << msg;
+  }
 }
 
 }  // namespace adacc::test
