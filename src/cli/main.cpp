@@ -41,8 +41,9 @@ void add_train_command(CLI::App& app, TrainArgs& a) {
   c->add_option("--data", o.data, "Training data: a text file (byte tokens) or an llm.c .bin shard")
       ->required();
   c->add_option("--model", o.model,
-                "gpt2-tiny, gpt2, gpt2-medium, gpt2-large, gpt2-xl, or L=..,C=..,H=..,V=..,T=..")
-      ->capture_default_str();
+                std::string("gpt2-tiny, gpt2, gpt2-medium, gpt2-large, gpt2-xl, or "
+                            "L=..,C=..,H=..,V=..,T=.. (default: --init's shape, else ") +
+                    adacc::train::kDefaultModel + ")");
   c->add_option("--sentencepiece", o.sentencepiece_model,
                 "Encode text with this sentencepiece (BPE) model instead of bytes");
   c->add_option("--init", o.init, "Start from these weights: an llm.c checkpoint or safetensors");

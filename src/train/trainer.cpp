@@ -105,10 +105,10 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
   model::ModelConfig cfg;
   if (!o.resume.empty()) {
     cfg = read_checkpoint_config(o.resume);
-  } else if (!o.init.empty()) {
+  } else if (!o.init.empty() && o.model.empty()) {
     cfg = read_model_config(o.init);
   } else {
-    cfg = model::parse_config(o.model);
+    cfg = model::parse_config(o.model.empty() ? kDefaultModel : o.model);
   }
   cfg.attention = o.attention;
   cfg.validate();

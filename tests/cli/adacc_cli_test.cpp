@@ -128,6 +128,14 @@ TEST_F(AdaccCli, BadInputsAreOneLineErrors) {
   expect_error("train --data " + data + kTiny + " --init " + write("t.safetensors", "xy").string(),
                "t.safetensors");
   expect_error("train --data " + data + kTiny + " --shuffle maybe", "shuffle");
+  // A checkpoint of another shape: --init from a 1-layer model into a 2-layer one.
+  const CommandResult made =
+      adacc("train --data " + data + kTiny + " --steps 1 --out " + (dir_ / "small").string());
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  expect_error("train --data " + data +
+                   " --model L=2,C=16,H=2,V=256,T=32 --batch 2 --seq 16 --init " +
+                   (dir_ / "small" / "model.safetensors").string(),
+               "transformer.h.1");
 }
 
 }  // namespace

@@ -43,14 +43,18 @@ struct TrainCallbacks {
   const std::atomic<bool>* interrupt = nullptr;
 };
 
+inline constexpr const char* kDefaultModel = "L=4,C=256,H=4,V=256,T=256";
+
 struct TrainOptions {
-  std::string model = "L=4,C=256,H=4,V=256,T=256";  // a name or L=..,C=..,H=..,V=..,T=..
-  std::filesystem::path data;                       // text file or llm.c shard
-  std::filesystem::path sentencepiece_model;        // optional BPE for text
-  std::filesystem::path init;                       // llm.c checkpoint or safetensors
-  std::filesystem::path resume;                     // checkpoint directory to continue
-  std::filesystem::path out_dir;                    // checkpoints and the final model
-  std::filesystem::path metrics;                    // JSONL, one object per step
+  // A name or L=..,C=..,H=..,V=..,T=..; empty: the shape of --init's file, or else
+  // kDefaultModel. Given together with --init, the file must have this shape.
+  std::string model;
+  std::filesystem::path data;                 // text file or llm.c shard
+  std::filesystem::path sentencepiece_model;  // optional BPE for text
+  std::filesystem::path init;                 // llm.c checkpoint or safetensors
+  std::filesystem::path resume;               // checkpoint directory to continue
+  std::filesystem::path out_dir;              // checkpoints and the final model
+  std::filesystem::path metrics;              // JSONL, one object per step
   int batch = 16;
   int seq = 256;
   std::int64_t steps = 1000;
