@@ -77,7 +77,7 @@ class AdaccCli : public ::testing::Test {
   fs::path dir_;
 };
 
-constexpr const char* kTiny = " --model L=1,C=16,H=2,V=256,T=32 --batch 2 --seq 16 --threads 2";
+constexpr const char* kTiny = " --model L=1,C=16,H=2,V=256,T=32 --batch 2 --seq 16 --threads 1";
 
 TEST_F(AdaccCli, HelpListsTheContractFlags) {
   const CommandResult r = adacc("train --help");
