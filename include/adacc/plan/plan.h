@@ -1,0 +1,52 @@
+// A Plan assigns every activation of a step graph a memory policy:
+//   keep       — retained from its last forward use to its last backward use;
+//   compress   — encoded with a named codec after its last forward use, the original
+//                freed, and decoded into a workspace buffer when the backward needs it;
+//   recompute  — freed after its last forward use and rebuilt, when the backward needs
+//                it, by re-running its producer (recursively, from available tensors).
+// Activations that no backward op saves are never retained whatever the plan says
+// (their default is recompute: rebuilt only if a recomputation needs them).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "adacc/model/step_graph.h"
+
+namespace adacc::plan {
+
+enum class Policy : std::uint8_t { keep, compress, recompute };
+
+std::string_view policy_name(Policy policy);
+
+struct Decision {
+  Policy policy = Policy::keep;
+  std::string codec;  // for Policy::compress: a codec name (compress/codec.h)
+};
+
+struct Plan {
+  std::string planner;              // which planner made it ("none", "full", file name...)
+  std::vector<Decision> decisions;  // indexed by TensorId; entries of non-activations unused
+};
+
+// Keep every saved activation, recompute (i.e. free) the rest: adacc's behaviour without
+// any memory optimization.
+Plan keep_all_plan(const model::StepGraph& graph);
+
+// Whether a backward op reads this tensor (it is in some op's saved list).
+bool is_saved(const model::StepGraph& graph, model::TensorId id);
+
+// Whether the tensor may be recomputed: its producer can be re-run in the backward
+// (the fused lm-head + loss cannot: it accumulates dwte in its forward).
+bool is_recomputable(const model::StepGraph& graph, model::TensorId id);
+
+// Throws PlanInfeasible / InvalidArgument (naming the tensor) unless: the plan has one
+// decision per tensor; policies other than keep apply to activations only; compress names
+// a known codec; recompute is allowed for the tensor; and every recompute can be carried
+// out from kept or compressed tensors, parameters and inputs (no cycle, nothing
+// unreachable).
+void validate(const model::StepGraph& graph, const Plan& plan);
+
+}  // namespace adacc::plan
