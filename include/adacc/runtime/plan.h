@@ -1,3 +1,4 @@
+// The Plan that the step executor runs under (planners that make plans live in plan/).
 // A Plan assigns every activation of a step graph a memory policy:
 //   keep       — retained from its last forward use to its last backward use;
 //   compress   — encoded with a named codec after its last forward use, the original
@@ -15,7 +16,7 @@
 
 #include "adacc/model/step_graph.h"
 
-namespace adacc::plan {
+namespace adacc::runtime {
 
 enum class Policy : std::uint8_t { keep, compress, recompute };
 
@@ -49,4 +50,4 @@ bool is_recomputable(const model::StepGraph& graph, model::TensorId id);
 // unreachable).
 void validate(const model::StepGraph& graph, const Plan& plan);
 
-}  // namespace adacc::plan
+}  // namespace adacc::runtime
