@@ -15,6 +15,7 @@
 // allocator (category workspace).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
@@ -37,5 +38,18 @@ void attention_flash_forward(Context& ctx, const Tensor& qkv, int heads, Tensor&
 
 void attention_flash_backward(Context& ctx, const Tensor& dout, const Tensor& qkv,
                               const Tensor& out, const Tensor& lse, int heads, Tensor& dqkv);
+
+// Bytes the allocator accounts as workspace during one call of the function above of the
+// same name, for qkv (B,T,3C), `heads` heads and a context of `threads` threads: one
+// per-thread scratch buffer each, (min(threads, B*heads), floats per thread), none when
+// B*heads or T is 0. heads must divide C (InvalidArgument otherwise).
+std::size_t attention_naive_forward_workspace_bytes(std::int64_t B, std::int64_t T, std::int64_t C,
+                                                    int heads, int threads);
+std::size_t attention_naive_backward_workspace_bytes(std::int64_t B, std::int64_t T, std::int64_t C,
+                                                     int heads, int threads);
+std::size_t attention_flash_forward_workspace_bytes(std::int64_t B, std::int64_t T, std::int64_t C,
+                                                    int heads, int threads);
+std::size_t attention_flash_backward_workspace_bytes(std::int64_t B, std::int64_t T, std::int64_t C,
+                                                     int heads, int threads);
 
 }  // namespace adacc::ops

@@ -4,6 +4,9 @@
 // Backward needs inp, weight, mean, rstd; it accumulates (+=) into dinp, dweight, dbias.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
+
 #include "adacc/core/context.h"
 #include "adacc/core/tensor.h"
 
@@ -17,5 +20,10 @@ void layernorm_forward(Context& ctx, const Tensor& inp, const Tensor& weight, co
 void layernorm_backward(Context& ctx, const Tensor& dout, const Tensor& inp, const Tensor& weight,
                         const Tensor& mean, const Tensor& rstd, Tensor& dinp, Tensor& dweight,
                         Tensor& dbias);
+
+// Bytes the allocator accounts as workspace during one layernorm_backward with C channels
+// on a context of `threads` threads (its (threads,2,C) f32 partial sums; any N). The
+// forward takes none.
+std::size_t layernorm_backward_workspace_bytes(std::int64_t C, int threads);
 
 }  // namespace adacc::ops

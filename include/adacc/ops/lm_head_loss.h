@@ -15,6 +15,9 @@
 // Targets outside [0,V) throw InvalidArgument.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
+
 #include "adacc/core/context.h"
 #include "adacc/core/tensor.h"
 
@@ -27,5 +30,11 @@ float lm_head_loss_forward(Context& ctx, const Tensor& inp, const Tensor& wte,
 float lm_head_loss_forward_backward(Context& ctx, const Tensor& inp, const Tensor& wte,
                                     const Tensor& targets, int vocab, float dloss_scale,
                                     Tensor& losses, Tensor& dinp, Tensor& dwte);
+
+// Bytes the allocator accounts as workspace during one lm_head_loss_forward or
+// lm_head_loss_forward_backward (the same) on N = B*T rows with `vocab` classes: one
+// logits chunk (min(N, 256), vocab rounded up to 16) f32, none when N = 0; any C, Vp and
+// thread count.
+std::size_t lm_head_loss_workspace_bytes(std::int64_t N, int vocab);
 
 }  // namespace adacc::ops

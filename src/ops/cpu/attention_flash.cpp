@@ -35,6 +35,32 @@ using attn::idx;
 using attn::kBlock;
 using attn::tile_gemm;
 
+// The forward's scratch on a context of `threads` threads, per thread: qt (the query
+// blocks of T rows), kp, vp (T,hs), st (kBlock,kBlock), o (kBlock,hs), m, l (kBlock).
+// None without heads or rows.
+attn::ScratchSize forward_scratch(const Dims& d, int threads) {
+  const int tasks = d.B * d.H;
+  if (tasks == 0 || d.T == 0) return {};
+  const std::int64_t th = static_cast<std::int64_t>(d.T) * d.hs;
+  const std::int64_t tile = std::int64_t{kBlock} * kBlock;
+  return {attn::head_threads(threads, tasks),
+          Carver::size({attn::key_blocks_size(d.T, d.hs), th, th, tile, std::int64_t{kBlock} * d.hs,
+                        kBlock, kBlock})};
+}
+
+// The backward's scratch, per thread: qs, kp (T,hs), kt, vt (the key and value blocks of
+// T rows), dop, dq, dk, dv (T,hs), dd (T), s, dp (kBlock,kBlock). None without heads or
+// rows.
+attn::ScratchSize backward_scratch(const Dims& d, int threads) {
+  const int tasks = d.B * d.H;
+  if (tasks == 0 || d.T == 0) return {};
+  const std::int64_t th = static_cast<std::int64_t>(d.T) * d.hs;
+  const std::int64_t tht = attn::key_blocks_size(d.T, d.hs);
+  const std::int64_t tile = std::int64_t{kBlock} * kBlock;
+  return {attn::head_threads(threads, tasks),
+          Carver::size({th, th, tht, tht, th, th, th, th, d.T, tile, tile})};
+}
+
 // qkv (B,T,3C) -> out (B,T,C), lse (B,H,T)
 //
 // A tile holds the transposed scores S^T (keys, queries): then the softmax statistics of
@@ -47,15 +73,12 @@ void attention_flash_forward(Context& ctx, const float* qkv, const Dims& d, floa
   const int T = d.T, C = d.C, H = d.H, hs = d.hs;
   const idx C3 = 3 * static_cast<idx>(C);
   const int tasks = d.B * H;
-  if (tasks == 0 || T == 0) return;
-  const int threads = attn::head_threads(ctx, tasks);
+  const attn::ScratchSize size = forward_scratch(d, ctx.threads());
+  if (size.threads == 0) return;  // no heads or no rows
   const std::int64_t th = static_cast<std::int64_t>(T) * hs;
   const std::int64_t tile = std::int64_t{kBlock} * kBlock;
-  attn::ThreadScratch scratch(ctx, threads,
-                              Carver::size({attn::key_blocks_size(T, hs), th, th, tile,
-                                            std::int64_t{kBlock} * hs, kBlock, kBlock}),
-                              "attention_flash_forward.tiles");
-#pragma omp parallel num_threads(threads)
+  attn::ThreadScratch scratch(ctx, size, "attention_flash_forward.tiles");
+#pragma omp parallel num_threads(size.threads)
   {
     Carver carve(scratch.slice(omp_get_thread_num()));
     float* qt = carve.take(attn::key_blocks_size(T, hs));  // (q*scale)^T in (hs,kBlock) blocks
@@ -153,15 +176,13 @@ void attention_flash_backward(Context& ctx, const float* dout, const float* qkv,
   const int T = d.T, C = d.C, H = d.H, hs = d.hs;
   const idx C3 = 3 * static_cast<idx>(C);
   const int tasks = d.B * H;
-  if (tasks == 0 || T == 0) return;
-  const int threads = attn::head_threads(ctx, tasks);
+  const attn::ScratchSize size = backward_scratch(d, ctx.threads());
+  if (size.threads == 0) return;  // no heads or no rows
   const std::int64_t th = static_cast<std::int64_t>(T) * hs;
   const std::int64_t tht = attn::key_blocks_size(T, hs);
   const std::int64_t tile = std::int64_t{kBlock} * kBlock;
-  attn::ThreadScratch scratch(ctx, threads,
-                              Carver::size({th, th, tht, tht, th, th, th, th, T, tile, tile}),
-                              "attention_flash_backward.tiles");
-#pragma omp parallel num_threads(threads)
+  attn::ThreadScratch scratch(ctx, size, "attention_flash_backward.tiles");
+#pragma omp parallel num_threads(size.threads)
   {
     Carver carve(scratch.slice(omp_get_thread_num()));
     float* qs = carve.take(th);    // (T,hs) q * scale
@@ -263,6 +284,20 @@ void attention_flash_backward(Context& ctx, const Tensor& dout, const Tensor& qk
   require_cpu(op, {&dout, &out, &lse, &dqkv});
   cpu::attention_flash_backward(ctx, dout.data<float>(), qkv.data<float>(), out.data<float>(),
                                 lse.data<float>(), d, dqkv.data<float>());
+}
+
+std::size_t attention_flash_forward_workspace_bytes(std::int64_t B, std::int64_t T, std::int64_t C,
+                                                    int heads, int threads) {
+  const cpu::attn::Dims d =
+      cpu::attn::make_dims("attention_flash_forward_workspace_bytes", B, T, C, heads);
+  return cpu::attn::ThreadScratch::accounted(cpu::forward_scratch(d, threads));
+}
+
+std::size_t attention_flash_backward_workspace_bytes(std::int64_t B, std::int64_t T, std::int64_t C,
+                                                     int heads, int threads) {
+  const cpu::attn::Dims d =
+      cpu::attn::make_dims("attention_flash_backward_workspace_bytes", B, T, C, heads);
+  return cpu::attn::ThreadScratch::accounted(cpu::backward_scratch(d, threads));
 }
 
 }  // namespace adacc::ops

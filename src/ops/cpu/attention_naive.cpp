@@ -27,18 +27,38 @@ using attn::idx;
 using attn::kBlock;
 using attn::tile_gemm;
 
+// The forward's scratch on a context of `threads` threads, per thread: qs (T,hs), kt (the
+// key blocks of T rows), vp (T,hs). None without heads or rows.
+attn::ScratchSize forward_scratch(const Dims& d, int threads) {
+  const int tasks = d.B * d.H;
+  if (tasks == 0 || d.T == 0) return {};
+  const std::int64_t th = static_cast<std::int64_t>(d.T) * d.hs;
+  return {attn::head_threads(threads, tasks),
+          Carver::size({th, attn::key_blocks_size(d.T, d.hs), th})};
+}
+
+// The backward's scratch, per thread: qs, kp (T,hs), vt (the value blocks of T rows), dop,
+// dq, dk, dv (T,hs), dp (kBlock, padded_ld(T)). None without heads or rows.
+attn::ScratchSize backward_scratch(const Dims& d, int threads) {
+  const int tasks = d.B * d.H;
+  if (tasks == 0 || d.T == 0) return {};
+  const std::int64_t th = static_cast<std::int64_t>(d.T) * d.hs;
+  const std::int64_t tile = std::int64_t{kBlock} * attn::padded_ld(d.T);
+  return {attn::head_threads(threads, tasks),
+          Carver::size({th, th, attn::key_blocks_size(d.T, d.hs), th, th, th, th, tile})};
+}
+
 // qkv (B,T,3C) -> out (B,T,C), probs (B,H,T,T)
 void attention_naive_forward(Context& ctx, const float* qkv, const Dims& d, float* out,
                              float* probs) {
   const int T = d.T, C = d.C, H = d.H, hs = d.hs;
   const idx C3 = 3 * static_cast<idx>(C);
   const int tasks = d.B * H;
-  if (tasks == 0 || T == 0) return;
-  const int threads = attn::head_threads(ctx, tasks);
+  const attn::ScratchSize size = forward_scratch(d, ctx.threads());
+  if (size.threads == 0) return;  // no heads or no rows
   const std::int64_t th = static_cast<std::int64_t>(T) * hs;
-  attn::ThreadScratch scratch(ctx, threads, Carver::size({th, attn::key_blocks_size(T, hs), th}),
-                              "attention_naive_forward.packs");
-#pragma omp parallel num_threads(threads)
+  attn::ThreadScratch scratch(ctx, size, "attention_naive_forward.packs");
+#pragma omp parallel num_threads(size.threads)
   {
     Carver carve(scratch.slice(omp_get_thread_num()));
     float* qs = carve.take(th);                            // (T,hs) q * scale
@@ -89,14 +109,12 @@ void attention_naive_backward(Context& ctx, const float* dout, const float* qkv,
   const int T = d.T, C = d.C, H = d.H, hs = d.hs, ldp = attn::padded_ld(T);
   const idx C3 = 3 * static_cast<idx>(C);
   const int tasks = d.B * H;
-  if (tasks == 0 || T == 0) return;
-  const int threads = attn::head_threads(ctx, tasks);
+  const attn::ScratchSize size = backward_scratch(d, ctx.threads());
+  if (size.threads == 0) return;  // no heads or no rows
   const std::int64_t th = static_cast<std::int64_t>(T) * hs;
   const std::int64_t tile = std::int64_t{kBlock} * ldp;
-  attn::ThreadScratch scratch(
-      ctx, threads, Carver::size({th, th, attn::key_blocks_size(T, hs), th, th, th, th, tile}),
-      "attention_naive_backward.packs");
-#pragma omp parallel num_threads(threads)
+  attn::ThreadScratch scratch(ctx, size, "attention_naive_backward.packs");
+#pragma omp parallel num_threads(size.threads)
   {
     Carver carve(scratch.slice(omp_get_thread_num()));
     float* qs = carve.take(th);                            // (T,hs) q * scale
@@ -188,6 +206,20 @@ void attention_naive_backward(Context& ctx, const Tensor& dout, const Tensor& qk
   require_cpu(op, {&dout, &probs, &dqkv});
   cpu::attention_naive_backward(ctx, dout.data<float>(), qkv.data<float>(), probs.data<float>(), d,
                                 dqkv.data<float>());
+}
+
+std::size_t attention_naive_forward_workspace_bytes(std::int64_t B, std::int64_t T, std::int64_t C,
+                                                    int heads, int threads) {
+  const cpu::attn::Dims d =
+      cpu::attn::make_dims("attention_naive_forward_workspace_bytes", B, T, C, heads);
+  return cpu::attn::ThreadScratch::accounted(cpu::forward_scratch(d, threads));
+}
+
+std::size_t attention_naive_backward_workspace_bytes(std::int64_t B, std::int64_t T, std::int64_t C,
+                                                     int heads, int threads) {
+  const cpu::attn::Dims d =
+      cpu::attn::make_dims("attention_naive_backward_workspace_bytes", B, T, C, heads);
+  return cpu::attn::ThreadScratch::accounted(cpu::backward_scratch(d, threads));
 }
 
 }  // namespace adacc::ops

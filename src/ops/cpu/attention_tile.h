@@ -25,6 +25,7 @@
 #include "adacc/core/context.h"
 #include "adacc/core/tensor.h"
 #include "adacc/ops/op_checks.h"
+#include "adacc/ops/workspace.h"
 
 namespace adacc::ops::cpu::attn {
 
@@ -46,23 +47,34 @@ struct Dims {
   float scale = 1.0f;  // 1/sqrt(hs)
 };
 
+// The sizes of a call on qkv (B,T,3C) with `heads` heads; heads must divide C.
+inline Dims make_dims(std::string_view op, std::int64_t B, std::int64_t T, std::int64_t C,
+                      int heads) {
+  require(B >= 0 && T >= 0 && C >= 0 && heads > 0 && C % heads == 0, op,
+          "B=" + std::to_string(B) + ", T=" + std::to_string(T) + ", C=" + std::to_string(C) +
+              ", heads=" + std::to_string(heads) +
+              ": sizes must be >= 0 and heads > 0 must divide C");
+  Dims d;
+  d.B = static_cast<int>(B);
+  d.T = static_cast<int>(T);
+  d.C = static_cast<int>(C);
+  d.H = heads;
+  d.hs = d.C / heads;
+  d.scale = 1.0f / std::sqrt(static_cast<float>(d.hs));
+  return d;
+}
+
 // Checks qkv (B,T,3C) f32 on the cpu and heads dividing C; returns the sizes.
 inline Dims check_qkv(std::string_view op, const Tensor& qkv, int heads) {
   require(qkv.defined(), op, "qkv is missing");
   require(qkv.dtype() == DType::f32 && qkv.ndim() == 3 && qkv.dim(2) % 3 == 0, op,
           "qkv must be (B,T,3C) f32 but is " + qkv.describe());
   require_cpu(op, {&qkv});
-  Dims d;
-  d.B = static_cast<int>(qkv.dim(0));
-  d.T = static_cast<int>(qkv.dim(1));
-  d.C = static_cast<int>(qkv.dim(2) / 3);
-  d.H = heads;
-  require(heads > 0 && d.C % heads == 0, op,
-          "C=" + std::to_string(d.C) + " (qkv " + shape_str(qkv.shape()) +
+  const std::int64_t C = qkv.dim(2) / 3;
+  require(heads > 0 && C % heads == 0, op,
+          "C=" + std::to_string(C) + " (qkv " + shape_str(qkv.shape()) +
               ") is not divisible by heads=" + std::to_string(heads));
-  d.hs = d.C / heads;
-  d.scale = 1.0f / std::sqrt(static_cast<float>(d.hs));
-  return d;
+  return make_dims(op, qkv.dim(0), qkv.dim(1), C, heads);
 }
 
 // e^x for float, vectorizable (libm's expf is a scalar call the compiler cannot
@@ -167,17 +179,36 @@ inline void tile_gemm(int M, int N, int K, const float* a, idx a_rs, idx a_cs, c
   }
 }
 
-// Per-thread scratch: `threads` slices of at least `floats` floats, 64-byte aligned, from
-// the allocator as workspace.
+// The size of a ThreadScratch: `threads` slices of at least `floats` floats. threads = 0:
+// the call has no work and allocates nothing.
+struct ScratchSize {
+  int threads = 0;
+  std::int64_t floats = 0;
+};
+
+// Per-thread scratch: size.threads slices of at least size.floats floats, 64-byte
+// aligned, from the allocator as workspace, (threads, stride) f32.
 class ThreadScratch {
  public:
-  ThreadScratch(Context& ctx, int threads, std::int64_t floats, std::string_view name)
-      : stride_((std::max<std::int64_t>(floats, 1) + 15) / 16 * 16),
-        tensor_(Tensor::empty(ctx.allocator(), {threads, stride_}, DType::f32,
-                              MemCategory::workspace, name)) {}
+  ThreadScratch(Context& ctx, const ScratchSize& size, std::string_view name)
+      : stride_(stride(size.floats)),
+        tensor_(Tensor::empty(ctx.allocator(), shape(size), DType::f32, MemCategory::workspace,
+                              name)) {}
   float* slice(int thread) const { return tensor_.data<float>() + thread * stride_; }
 
+  // Bytes the allocator accounts for a ThreadScratch of this size (0 when threads = 0,
+  // which callers do not construct).
+  static std::size_t accounted(const ScratchSize& size) {
+    return size.threads == 0 ? 0 : accounted_tensor_bytes(shape(size), DType::f32);
+  }
+
  private:
+  // Floats per slice: whole 16-float vectors, so every slice is 64-byte aligned.
+  static std::int64_t stride(std::int64_t floats) {
+    return (std::max<std::int64_t>(floats, 1) + 15) / 16 * 16;
+  }
+  static Shape shape(const ScratchSize& size) { return {size.threads, stride(size.floats)}; }
+
   std::int64_t stride_;
   Tensor tensor_;
 };
@@ -202,9 +233,10 @@ class Carver {
   float* next_;
 };
 
-// Threads for `tasks` independent heads: the context's, but no more than there are tasks.
-inline int head_threads(const Context& ctx, int tasks) {
-  return std::max(1, std::min(ctx.threads(), tasks));
+// Threads for `tasks` independent heads: the context's (`threads` = ctx.threads()), but no
+// more than there are tasks.
+inline int head_threads(int threads, int tasks) {
+  return std::max(1, std::min(threads, tasks));
 }
 
 // src rows (n, hs) with leading dimension ld_src -> dst (n, hs) contiguous, times alpha.

@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "adacc/ops/op_checks.h"
+#include "adacc/ops/workspace.h"
 
 namespace adacc::ops {
 namespace cpu {
@@ -125,6 +126,12 @@ void layernorm_backward(const float* __restrict dout, const float* __restrict in
   }
 }
 
+// The backward's workspace: partial (threads,2,C), one (dweight, dbias) slice per thread.
+// Both the backward and layernorm_backward_workspace_bytes size it here.
+Shape layernorm_backward_partial_shape(std::int64_t C, int threads) {
+  return {threads, 2, C};
+}
+
 }  // namespace
 }  // namespace cpu
 
@@ -178,12 +185,19 @@ void layernorm_backward(Context& ctx, const Tensor& dout, const Tensor& inp, con
   require_cpu(op, {&dout, &inp, &weight, &mean, &rstd, &dinp, &dweight, &dbias});
   const int threads = ctx.threads();
   // (threads,2,C): per-thread partial sums of dweight and dbias.
-  Tensor partial = Tensor::empty(ctx.allocator(), {threads, 2, C}, DType::f32,
-                                 MemCategory::workspace, "layernorm_dw_partial");
+  Tensor partial = Tensor::empty(ctx.allocator(), cpu::layernorm_backward_partial_shape(C, threads),
+                                 DType::f32, MemCategory::workspace, "layernorm_dw_partial");
   cpu::layernorm_backward(dout.data<float>(), inp.data<float>(), weight.data<float>(),
                           mean.data<float>(), rstd.data<float>(), dinp.data<float>(),
                           dweight.data<float>(), dbias.data<float>(), partial.data<float>(),
                           threads, N, C);
+}
+
+std::size_t layernorm_backward_workspace_bytes(std::int64_t C, int threads) {
+  require(
+      C > 0 && threads > 0, "layernorm_backward_workspace_bytes",
+      "C=" + std::to_string(C) + " and threads=" + std::to_string(threads) + " must be positive");
+  return accounted_tensor_bytes(cpu::layernorm_backward_partial_shape(C, threads), DType::f32);
 }
 
 }  // namespace adacc::ops

@@ -14,10 +14,12 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 
 #include "adacc/ops/matmul.h"
 #include "adacc/ops/op_checks.h"
+#include "adacc/ops/workspace.h"
 
 namespace adacc::ops::cpu {
 
@@ -101,6 +103,14 @@ std::int64_t lm_head_loss_chunk_rows(std::int64_t N) {
   return std::min(N, kMaxChunkRows);
 }
 
+// The workspace of a call on N rows and V classes: logits (R, ldl), R the chunk height,
+// ldl = V rounded up to whole 16-float vectors (64-byte aligned rows); none when N = 0.
+// Both the kernel and lm_head_loss_workspace_bytes size it here.
+std::optional<Shape> lm_head_logits_shape(std::int64_t N, std::int64_t V) {
+  if (N == 0) return std::nullopt;
+  return Shape{lm_head_loss_chunk_rows(N), (V + 15) / 16 * 16};
+}
+
 // inp (N,C), wte (Vp,C) (only its first V rows are read), targets (N) in [0,V)
 //   -> losses (N); returns the sum of the losses.
 // Train mode (dinp != nullptr), with dloss = dloss_scale for every row:
@@ -174,12 +184,13 @@ LossShapes check_loss_args(const Tensor& inp, const Tensor& wte, const Tensor& t
 
 float run(Context& ctx, const Tensor& inp, const Tensor& wte, const Tensor& targets, int vocab,
           float dloss_scale, Tensor& losses, float* dinp, float* dwte, const LossShapes& s) {
-  if (s.N == 0) return 0.0f;
-  const std::int64_t rows = cpu::lm_head_loss_chunk_rows(s.N);
-  const std::int64_t ldl = (vocab + 15) / 16 * 16;  // 64-byte aligned rows
+  const std::optional<Shape> shape = cpu::lm_head_logits_shape(s.N, vocab);
+  if (!shape) return 0.0f;  // no rows
+  const std::int64_t rows = (*shape)[0];
+  const std::int64_t ldl = (*shape)[1];  // 64-byte aligned rows
   // logits (R, ldl): one chunk's logits, then its dlogits.
-  Tensor logits = Tensor::empty(ctx.allocator(), {rows, ldl}, DType::f32, MemCategory::workspace,
-                                "lm_head_logits");
+  Tensor logits =
+      Tensor::empty(ctx.allocator(), *shape, DType::f32, MemCategory::workspace, "lm_head_logits");
   const double total = cpu::lm_head_loss(
       ctx, inp.data<float>(), wte.data<float>(), targets.data<std::int32_t>(), s.N, s.C, vocab,
       dloss_scale, losses.data<float>(), dinp, dwte, logits.data<float>(), ldl, rows);
@@ -203,6 +214,13 @@ float lm_head_loss_forward_backward(Context& ctx, const Tensor& inp, const Tenso
   require_tensor(cpu::kOp, "dwte", dwte, {s.Vp, s.C});
   return run(ctx, inp, wte, targets, vocab, dloss_scale, losses, dinp.data<float>(),
              dwte.data<float>(), s);
+}
+
+std::size_t lm_head_loss_workspace_bytes(std::int64_t N, int vocab) {
+  require(N >= 0 && vocab >= 1, "lm_head_loss_workspace_bytes",
+          "N=" + std::to_string(N) + " must be >= 0 and vocab=" + std::to_string(vocab) + " >= 1");
+  const std::optional<Shape> shape = cpu::lm_head_logits_shape(N, vocab);
+  return shape ? accounted_tensor_bytes(*shape, DType::f32) : 0;
 }
 
 }  // namespace adacc::ops
