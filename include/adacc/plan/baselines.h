@@ -1,0 +1,46 @@
+// Baseline planners: the fixed recipes that adacc's MILP must dominate (ARCHITECTURE.md,
+// "The plan"). Each maps a step graph to a Plan without any cost model; every plan they
+// return passes runtime::validate. A block's input is the residual stream entering it
+// ("embed.out" for h0, "h{l-1}.res2.out" otherwise).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "adacc/model/step_graph.h"
+#include "adacc/runtime/plan.h"
+
+namespace adacc::plan {
+
+// "none": keep every saved activation (runtime::keep_all_plan).
+runtime::Plan none_plan(const model::StepGraph& graph);
+
+// "full": per-block checkpointing. Keeps each block's input and what lies outside the
+// blocks (the final LayerNorm's statistics, the loss gradient, and the last block's output
+// that the final LayerNorm saves); recomputes every other saved activation of the blocks.
+runtime::Plan full_plan(const model::StepGraph& graph);
+
+// "selective": Megatron-style selective recompute of the attention core — the attention
+// statistics (softmax probabilities for naive attention, log-sum-exp for flash) are
+// recomputed; everything else is kept.
+runtime::Plan selective_plan(const model::StepGraph& graph);
+
+// "llmc": llm.c's recompute — the GELU outputs and the blocks' LayerNorm outputs are
+// recomputed (their mean and rstd stay kept); everything else is kept.
+runtime::Plan llmc_plan(const model::StepGraph& graph);
+
+// "every-<k>": like full, but only the inputs of blocks l with l % k == 0 are kept; the
+// other blocks' inputs are recomputed too (chains of recomputation across up to k blocks).
+// every-1 is full. Throws InvalidArgument unless k >= 1.
+runtime::Plan every_k_plan(const model::StepGraph& graph, int k);
+
+// The baseline with this name: "none", "full", "selective", "llmc" or "every-<k>"
+// (e.g. "every-2"). Throws InvalidArgument listing the names otherwise.
+runtime::Plan baseline_plan(const model::StepGraph& graph, std::string_view name);
+
+// The names baseline_plan accepts, for help texts: {"none", "full", "selective", "llmc",
+// "every-<k>"}.
+std::vector<std::string> baseline_names();
+
+}  // namespace adacc::plan

@@ -1,0 +1,125 @@
+// Baseline planners (see baselines.h): fixed recipes over tensor roles and the block
+// structure of the step graph, used as the points of comparison for adacc's planner.
+//
+// Block boundaries are found from the graph, not from tensor names: a block's input is an
+// activation of another layer that one of the block's ops reads, and what the ops outside
+// the blocks (layer -1) read from a block must stay kept for per-block checkpointing.
+#include "adacc/plan/baselines.h"
+
+#include <charconv>
+
+#include "adacc/core/error.h"
+
+namespace adacc::plan {
+
+namespace {
+
+using model::StepGraph;
+using model::TensorId;
+using model::TensorInfo;
+using model::TensorKind;
+using model::TensorRole;
+using runtime::Plan;
+using runtime::Policy;
+
+// Recompute the saved activations for which `pick` says yes; keep the rest.
+template <class Pick>
+Plan recompute_where(const StepGraph& graph, std::string planner, Pick pick) {
+  std::vector<bool> saved(graph.tensors().size(), false);
+  for (const auto& op : graph.ops()) {
+    for (TensorId id : op->saved()) saved.at(static_cast<std::size_t>(id)) = true;
+  }
+  Plan plan = runtime::keep_all_plan(graph);
+  plan.planner = std::move(planner);
+  for (std::size_t i = 0; i < graph.tensors().size(); ++i) {
+    const auto id = static_cast<TensorId>(i);
+    if (saved[i] && graph.tensor(id).kind == TensorKind::activation && pick(graph.tensor(id), id)) {
+      plan.decisions[i].policy = Policy::recompute;
+    }
+  }
+  return plan;
+}
+
+// Per-block checkpointing keeping the inputs of the blocks l with l % k == 0.
+Plan checkpoint_blocks(const StepGraph& graph, int k, std::string planner) {
+  // For each activation: read outside the blocks, and the lowest other block that reads it.
+  const std::size_t n = graph.tensors().size();
+  std::vector<bool> read_outside(n, false);
+  std::vector<int> input_of_block(n, -1);
+  for (const auto& op : graph.ops()) {
+    for (TensorId id : op->inputs()) {
+      const TensorInfo& t = graph.tensor(id);
+      if (t.kind != TensorKind::activation || t.layer == op->layer()) continue;
+      const auto i = static_cast<std::size_t>(id);
+      if (op->layer() < 0) {
+        read_outside[i] = true;
+      } else if (input_of_block[i] < 0 || op->layer() < input_of_block[i]) {
+        input_of_block[i] = op->layer();
+      }
+    }
+  }
+  return recompute_where(graph, std::move(planner), [&](const TensorInfo& t, TensorId id) {
+    const auto i = static_cast<std::size_t>(id);
+    if (t.layer < 0 || read_outside[i]) return false;
+    return input_of_block[i] < 0 || input_of_block[i] % k != 0;
+  });
+}
+
+}  // namespace
+
+Plan none_plan(const StepGraph& graph) {
+  Plan plan = runtime::keep_all_plan(graph);
+  plan.planner = "none";
+  return plan;
+}
+
+Plan full_plan(const StepGraph& graph) {
+  return checkpoint_blocks(graph, 1, "full");
+}
+
+Plan selective_plan(const StepGraph& graph) {
+  return recompute_where(graph, "selective", [](const TensorInfo& t, TensorId) {
+    return t.role == TensorRole::attn_probs || t.role == TensorRole::attn_lse;
+  });
+}
+
+Plan llmc_plan(const StepGraph& graph) {
+  return recompute_where(graph, "llmc", [](const TensorInfo& t, TensorId) {
+    return t.layer >= 0 && (t.role == TensorRole::gelu_out || t.role == TensorRole::norm_out);
+  });
+}
+
+Plan every_k_plan(const StepGraph& graph, int k) {
+  if (k < 1) {
+    throw InvalidArgument("[plan] every-k checkpointing needs k >= 1 but k=" + std::to_string(k));
+  }
+  return checkpoint_blocks(graph, k, "every-" + std::to_string(k));
+}
+
+Plan baseline_plan(const StepGraph& graph, std::string_view name) {
+  if (name == "none") return none_plan(graph);
+  if (name == "full") return full_plan(graph);
+  if (name == "selective") return selective_plan(graph);
+  if (name == "llmc") return llmc_plan(graph);
+  constexpr std::string_view every = "every-";
+  if (name.substr(0, every.size()) == every) {
+    const std::string_view digits = name.substr(every.size());
+    int k = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), k);
+    if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() || k < 1) {
+      throw InvalidArgument("[plan] '" + std::string(name) +
+                            "': every-<k> needs a whole number k >= 1, e.g. every-2");
+    }
+    return every_k_plan(graph, k);
+  }
+  std::string known;
+  for (const std::string& n : baseline_names()) known += (known.empty() ? "" : ", ") + n;
+  throw InvalidArgument("[plan] unknown baseline planner '" + std::string(name) +
+                        "'; known: " + known);
+}
+
+std::vector<std::string> baseline_names() {
+  return {"none", "full", "selective", "llmc", "every-<k>"};
+}
+
+}  // namespace adacc::plan

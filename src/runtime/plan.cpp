@@ -1,0 +1,186 @@
+// Plans: the keep-everything default, and the checks that a plan is well formed and can
+// be carried out (see plan.h). Validation runs before a plan reaches the executor, so
+// that a bad plan file or a planner bug fails with a message naming the tensor instead
+// of a crash in the middle of a backward pass.
+//
+// Feasibility of recomputation is a reachability question on the step graph: a
+// recomputed tensor is rebuilt by re-running its producer, whose activation inputs must
+// in turn be retained (kept or compressed) or rebuilt the same way. Activations that no
+// backward op saves are never retained, so they can only ever be rebuilt.
+#include "adacc/runtime/plan.h"
+
+#include <cstdint>
+
+#include "adacc/compress/codec.h"
+#include "adacc/core/error.h"
+
+namespace adacc::runtime {
+
+namespace {
+
+using model::StepGraph;
+using model::TensorId;
+using model::TensorInfo;
+using model::TensorKind;
+
+std::string quoted(const TensorInfo& t) {
+  return "'" + t.name + "'";
+}
+
+std::vector<bool> saved_mask(const StepGraph& graph) {
+  std::vector<bool> saved(graph.tensors().size(), false);
+  for (const auto& op : graph.ops()) {
+    for (TensorId id : op->saved()) saved.at(static_cast<std::size_t>(id)) = true;
+  }
+  return saved;
+}
+
+// Depth-first check that every recomputation a plan asks for can be carried out.
+class RecomputeChecker {
+ public:
+  RecomputeChecker(const StepGraph& graph, const Plan& plan, const std::vector<bool>& saved)
+      : graph_(graph), plan_(plan), saved_(saved), state_(graph.tensors().size(), State::unknown) {}
+
+  // Throws PlanInfeasible unless `id` (a saved activation whose policy is recompute) can
+  // be rebuilt in the backward.
+  void check_root(TensorId id) {
+    root_ = id;
+    require_available(id, /*via=*/-1);
+  }
+
+ private:
+  enum class State : std::uint8_t { unknown, visiting, available };
+
+  bool retained(TensorId id) const {
+    const TensorInfo& t = graph_.tensor(id);
+    if (t.kind != TensorKind::activation) return true;  // inputs and params are always there
+    return saved_[static_cast<std::size_t>(id)] &&
+           plan_.decisions[static_cast<std::size_t>(id)].policy != Policy::recompute;
+  }
+
+  // `via`: the tensor whose producer needs `id` (-1 for the root).
+  void require_available(TensorId id, TensorId via) {
+    const auto i = static_cast<std::size_t>(id);
+    if (state_[i] == State::available || retained(id)) return;
+    const TensorInfo& t = graph_.tensor(id);
+    const TensorInfo& root = graph_.tensor(root_);
+    if (state_[i] == State::visiting) {
+      throw PlanInfeasible("[plan] recomputing " + quoted(root) + " needs " + quoted(t) +
+                           ", whose own recomputation needs it again (a cycle in the graph); "
+                           "keep or compress " +
+                           quoted(t));
+    }
+    if (!is_recomputable(graph_, id)) {
+      throw PlanInfeasible(
+          "[plan] recomputing " + quoted(root) + " needs " + quoted(t) +
+          (via >= 0 ? " (an input of the producer of " + quoted(graph_.tensor(via)) + ")"
+                    : std::string()) +
+          ", which is " + (saved_[i] ? "not retained" : "not saved by any backward op") +
+          " and cannot be recomputed; keep or compress " + quoted(root) + " instead");
+    }
+    state_[i] = State::visiting;
+    for (TensorId input : graph_.op(t.producer).inputs()) require_available(input, id);
+    state_[i] = State::available;
+  }
+
+  const StepGraph& graph_;
+  const Plan& plan_;
+  const std::vector<bool>& saved_;
+  std::vector<State> state_;
+  TensorId root_ = model::kNoTensor;
+};
+
+}  // namespace
+
+std::string_view policy_name(Policy policy) {
+  switch (policy) {
+    case Policy::keep:
+      return "keep";
+    case Policy::compress:
+      return "compress";
+    case Policy::recompute:
+      return "recompute";
+  }
+  return "?";
+}
+
+Plan keep_all_plan(const StepGraph& graph) {
+  const std::vector<bool> saved = saved_mask(graph);
+  Plan plan;
+  plan.planner = "none";
+  plan.decisions.resize(graph.tensors().size());
+  for (std::size_t i = 0; i < graph.tensors().size(); ++i) {
+    const bool activation = graph.tensors()[i].kind == TensorKind::activation;
+    plan.decisions[i].policy = activation && !saved[i] ? Policy::recompute : Policy::keep;
+  }
+  return plan;
+}
+
+bool is_saved(const StepGraph& graph, TensorId id) {
+  for (const auto& op : graph.ops()) {
+    for (TensorId s : op->saved()) {
+      if (s == id) return true;
+    }
+  }
+  return false;
+}
+
+bool is_recomputable(const StepGraph& graph, TensorId id) {
+  const TensorInfo& t = graph.tensor(id);
+  if (t.kind != TensorKind::activation || t.producer < 0) return false;
+  return graph.op(t.producer).kind() != "lm_head_loss";
+}
+
+void validate(const StepGraph& graph, const Plan& plan) {
+  const std::size_t n = graph.tensors().size();
+  if (plan.decisions.size() != n) {
+    throw InvalidArgument("[plan] plan '" + plan.planner + "' has " +
+                          std::to_string(plan.decisions.size()) + " decisions but the graph has " +
+                          std::to_string(n) +
+                          " tensors; make the plan for this graph (same model, batch and "
+                          "sequence length)");
+  }
+  const std::vector<bool> saved = saved_mask(graph);
+
+  // Malformed decisions, tensor by tensor.
+  for (std::size_t i = 0; i < n; ++i) {
+    const TensorInfo& t = graph.tensors()[i];
+    const Decision& d = plan.decisions[i];
+    if (t.kind != TensorKind::activation && d.policy != Policy::keep) {
+      throw InvalidArgument("[plan] " + quoted(t) + " is " +
+                            (t.kind == TensorKind::param ? "a parameter" : "an input") +
+                            " but the plan says " + std::string(policy_name(d.policy)) +
+                            "; only activations can be compressed or recomputed, keep it");
+    }
+    if (d.policy == Policy::compress) {
+      try {
+        compress::codec_by_name(d.codec);
+      } catch (const InvalidArgument& e) {
+        throw InvalidArgument("[plan] " + quoted(t) + " is compressed with codec '" + d.codec +
+                              "': " + e.what());
+      }
+      if (t.dtype != DType::f32) {
+        throw InvalidArgument("[plan] " + quoted(t) + " is " + std::string(dtype_name(t.dtype)) +
+                              " but codecs encode f32 tensors; keep or recompute it");
+      }
+    }
+    if (d.policy == Policy::recompute && saved[i] &&
+        !is_recomputable(graph, static_cast<TensorId>(i))) {
+      const std::string why = t.producer < 0 ? "no op produces it"
+                                             : "its producer '" + graph.op(t.producer).name() +
+                                                   "' cannot be re-run in the backward";
+      throw InvalidArgument("[plan] " + quoted(t) + " cannot be recomputed (" + why +
+                            "); keep or compress it");
+    }
+  }
+
+  // Every recomputation of a saved tensor must be possible from retained tensors.
+  RecomputeChecker checker(graph, plan, saved);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (saved[i] && plan.decisions[i].policy == Policy::recompute) {
+      checker.check_root(static_cast<TensorId>(i));
+    }
+  }
+}
+
+}  // namespace adacc::runtime
