@@ -9,6 +9,9 @@
 
 #include "adacc/core/byte_size.h"
 #include "adacc/core/error.h"
+#include "adacc/model/gpt2.h"
+#include "adacc/plan/plan_io.h"
+#include "adacc/plan/policy.h"
 #include "adacc/train/sampler.h"
 #include "adacc/train/trainer.h"
 #include "progress.h"
@@ -27,7 +30,6 @@ extern "C" void on_sigint(int) {
 
 struct TrainArgs {
   adacc::train::TrainOptions options;
-  std::string budget;
   std::string schedule = "cosine";
   std::string shuffle = "on";
   std::string attention = "flash";
@@ -73,7 +75,12 @@ void add_train_command(CLI::App& app, TrainArgs& a) {
   c->add_option("--threads", o.threads, "Threads (0: all cores)")->capture_default_str();
   c->add_option("--attention", a.attention, "flash (saves log-sum-exp) or naive (saves T×T)")
       ->capture_default_str();
-  c->add_option("--budget", a.budget, "Hard cap on engine memory, e.g. 6GiB (default: none)");
+  c->add_option("--budget", o.budget,
+                "Hard cap on engine memory: bytes (6GiB) or a share of the keep-everything peak "
+                "above the fixed part (30%); default: none");
+  c->add_option("--policy", o.policy,
+                "Memory policy: none, full, selective, llmc, every-K, or a plan file (.json)")
+      ->capture_default_str();
   c->add_option("--val-fraction", o.val_fraction, "Share of the data held out for validation")
       ->capture_default_str();
   c->add_option("--val-every", o.val_every, "Validate every N steps (0: only at the end)")
@@ -96,7 +103,6 @@ void add_train_command(CLI::App& app, TrainArgs& a) {
 int run_train(TrainArgs& a) {
   using namespace adacc;
   auto& o = a.options;
-  if (!a.budget.empty()) o.budget = parse_byte_size(a.budget);
   o.schedule = train::parse_schedule(a.schedule);
   if (a.shuffle == "on") {
     o.shuffle = train::Shuffle::on;
@@ -176,6 +182,88 @@ int run_sample(const adacc::train::SampleOptions& s) {
   return 0;
 }
 
+struct PlanArgs {
+  std::string model = "gpt2";
+  int batch = 4;
+  int seq = 256;
+  std::string policy = "none";
+  std::string budget;
+  int threads = 0;
+  std::string attention = "flash";
+  std::string out;
+  bool table = false;
+};
+
+void add_plan_command(CLI::App& app, PlanArgs& a) {
+  CLI::App* c = app.add_subcommand(
+      "plan", "Print a memory plan and its predicted peak, without training or allocating");
+  c->add_option("--model", a.model, "A GPT-2 size or L=..,C=..,H=..,V=..,T=..")
+      ->capture_default_str();
+  c->add_option("--batch", a.batch, "Sequences per batch (B)")->capture_default_str();
+  c->add_option("--seq", a.seq, "Tokens per sequence (T)")->capture_default_str();
+  c->add_option("--policy", a.policy,
+                "none, full, selective, llmc, every-K, or a plan file (.json)")
+      ->capture_default_str();
+  c->add_option("--budget", a.budget, "Check the plan against this budget (6GiB or 30%)");
+  c->add_option("--threads", a.threads, "Threads the step would use (0: all cores)")
+      ->capture_default_str();
+  c->add_option("--attention", a.attention, "flash or naive")->capture_default_str();
+  c->add_option("--out", a.out, "Write the plan to this JSON file");
+  c->add_flag("--table", a.table, "Print the policy of every saved tensor");
+}
+
+std::string category_line(const std::array<std::size_t, adacc::kMemCategories>& bytes) {
+  std::string line;
+  for (int c = 0; c < adacc::kMemCategories; ++c) {
+    if (bytes[c] == 0) continue;
+    if (!line.empty()) line += ", ";
+    line += std::string(adacc::category_name(static_cast<adacc::MemCategory>(c))) + " " +
+            adacc::format_bytes(bytes[c]);
+  }
+  return line;
+}
+
+int run_plan(const PlanArgs& a) {
+  using namespace adacc;
+  model::ModelConfig cfg = model::parse_config(a.model);
+  if (a.attention == "naive") {
+    cfg.attention = ops::AttentionKind::naive;
+  } else if (a.attention != "flash") {
+    throw InvalidArgument("[plan] --attention must be flash or naive, not '" + a.attention + "'");
+  }
+  const int threads = Context::resolve_threads(a.threads);
+  const model::StepGraph graph = model::build_gpt2_graph(cfg, a.batch, a.seq);
+  const auto fixed = runtime::training_fixed_bytes(cfg, a.batch, a.seq);
+  const runtime::Plan plan = plan::plan_for_policy(graph, a.policy);
+  const runtime::MemoryPrediction p = runtime::predict_step_memory(graph, plan, threads, fixed);
+  std::printf("model: %s, batch %d x %d, %d threads, %s attention\n", cfg.describe().c_str(),
+              a.batch, a.seq, threads, a.attention.c_str());
+  std::printf("fixed: %s\n", category_line(fixed).c_str());
+  std::printf("policy '%s': predicted peak %s (%zu bytes) at the %s\n", a.policy.c_str(),
+              format_bytes(p.total_peak).c_str(), p.total_peak, p.where.c_str());
+  std::printf("  at the peak: %s\n", category_line(p.at_peak).c_str());
+  std::printf("baselines (predicted peak; step part above the fixed part):\n");
+  for (const char* name : {"none", "selective", "llmc", "full", "every-2"}) {
+    const runtime::MemoryPrediction b =
+        runtime::predict_step_memory(graph, plan::plan_for_policy(graph, name), threads, fixed);
+    std::printf("  %-10s %12s  (%s)\n", name, format_bytes(b.total_peak).c_str(),
+                format_bytes(b.step_peak()).c_str());
+  }
+  if (a.table) std::printf("\n%s", plan::format_plan_table(graph, plan).c_str());
+  if (!a.out.empty()) {
+    plan::save_plan_file(plan, graph, a.out);
+    std::printf("plan written to %s\n", a.out.c_str());
+  }
+  if (!a.budget.empty()) {
+    const std::size_t budget = plan::resolve_budget(
+        plan::parse_budget(a.budget),
+        runtime::predict_step_memory(graph, runtime::keep_all_plan(graph), threads, fixed));
+    plan::check_fits(p, budget, a.policy);
+    std::printf("fits in the budget of %s (%zu bytes)\n", format_bytes(budget).c_str(), budget);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -187,6 +275,8 @@ int main(int argc, char** argv) {
   adacc::train::SampleOptions sample_options;
   add_train_command(app, train_args);
   add_sample_command(app, sample_options);
+  PlanArgs plan_args;
+  add_plan_command(app, plan_args);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -203,6 +293,7 @@ int main(int argc, char** argv) {
   try {
     if (app.got_subcommand("train")) return run_train(train_args);
     if (app.got_subcommand("sample")) return run_sample(sample_options);
+    if (app.got_subcommand("plan")) return run_plan(plan_args);
   } catch (const adacc::Error& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "adacc: %s\n", e.what());

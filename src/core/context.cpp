@@ -5,8 +5,12 @@
 
 namespace adacc {
 
+int Context::resolve_threads(int threads) {
+  return threads > 0 ? threads : omp_get_num_procs();
+}
+
 Context::Context(Allocator& allocator, int threads, std::uint64_t seed)
-    : allocator_(&allocator), threads_(threads > 0 ? threads : omp_get_num_procs()), rng_(seed) {
+    : allocator_(&allocator), threads_(resolve_threads(threads)), rng_(seed) {
   omp_set_num_threads(threads_);
 }
 

@@ -41,27 +41,31 @@ void Gpt2::init_weights(Rng& rng) {
 }
 
 StepGraph Gpt2::build_graph(int B, int T) const {
+  return build_gpt2_graph(config_, B, T);
+}
+
+StepGraph build_gpt2_graph(const ModelConfig& config, int B, int T) {
   if (B <= 0 || T <= 0) {
     throw InvalidArgument("[gpt2] batch B=" + std::to_string(B) +
                           " and sequence T=" + std::to_string(T) + " must be positive");
   }
-  if (T > config_.max_seq) {
+  if (T > config.max_seq) {
     throw InvalidArgument("[gpt2] sequence length T=" + std::to_string(T) +
-                          " exceeds the model's maximum " + std::to_string(config_.max_seq) +
-                          "; use --seq " + std::to_string(config_.max_seq) + " or less");
+                          " exceeds the model's maximum " + std::to_string(config.max_seq) +
+                          "; use --seq " + std::to_string(config.max_seq) + " or less");
   }
-  const std::int64_t b = B, t = T, C = config_.n_embd, H = config_.n_head;
+  const std::int64_t b = B, t = T, C = config.n_embd, H = config.n_head;
   StepGraph g;
   g.batch = B;
   g.seq = T;
 
   // Parameters, in ParamSet::named() order.
   std::unordered_map<std::string, TensorId> param_id;
-  const auto& named = params_.named();
+  const std::vector<ParamSpec> named = param_layout(config);
   for (std::size_t i = 0; i < named.size(); ++i) {
     TensorInfo info;
     info.name = named[i].name;
-    info.shape = named[i].tensor.shape();
+    info.shape = named[i].shape;
     info.kind = TensorKind::param;
     info.role = TensorRole::param;
     info.param_index = static_cast<int>(i);
@@ -92,14 +96,14 @@ StepGraph Gpt2::build_graph(int B, int T) const {
   g.add_op(make_embedding("embed", g.tokens, param_id.at("transformer.wte.weight"),
                           param_id.at("transformer.wpe.weight"), x));
 
-  for (int l = 0; l < config_.n_layer; ++l) {
+  for (int l = 0; l < config.n_layer; ++l) {
     std::string p = "h";
     p += std::to_string(l);
     p += ".";
     const TensorId ln1 = act(p + "ln1.out", {b, t, C}, TensorRole::norm_out, l);
     const TensorId ln1_mean = act(p + "ln1.mean", {b, t}, TensorRole::norm_stats, l);
     const TensorId ln1_rstd = act(p + "ln1.rstd", {b, t}, TensorRole::norm_stats, l);
-    g.add_op(make_layernorm(p + "ln1", l, x, param(l, "ln_1.weight"), param(l, "ln_1.bias"), ln1,
+    g.add_op(make_layernorm(p + "ln1", l, g, x, param(l, "ln_1.weight"), param(l, "ln_1.bias"), ln1,
                             ln1_mean, ln1_rstd));
 
     const TensorId qkv = act(p + "qkv.out", {b, t, 3 * C}, TensorRole::qkv, l);
@@ -107,10 +111,10 @@ StepGraph Gpt2::build_graph(int B, int T) const {
                          param(l, "attn.c_attn.bias"), qkv));
 
     const TensorId atty = act(p + "attn.out", {b, t, C}, TensorRole::attn_out, l);
-    const TensorId stats = config_.attention == ops::AttentionKind::naive
+    const TensorId stats = config.attention == ops::AttentionKind::naive
                                ? act(p + "attn.probs", {b, H, t, t}, TensorRole::attn_probs, l)
                                : act(p + "attn.lse", {b, H, t}, TensorRole::attn_lse, l);
-    g.add_op(make_attention(p + "attn", l, g, config_.attention, config_.n_head, qkv, atty, stats));
+    g.add_op(make_attention(p + "attn", l, g, config.attention, config.n_head, qkv, atty, stats));
 
     const TensorId attproj = act(p + "attn_proj.out", {b, t, C}, TensorRole::linear_out, l);
     g.add_op(make_linear(p + "attn_proj", l, g, atty, param(l, "attn.c_proj.weight"),
@@ -122,8 +126,8 @@ StepGraph Gpt2::build_graph(int B, int T) const {
     const TensorId ln2 = act(p + "ln2.out", {b, t, C}, TensorRole::norm_out, l);
     const TensorId ln2_mean = act(p + "ln2.mean", {b, t}, TensorRole::norm_stats, l);
     const TensorId ln2_rstd = act(p + "ln2.rstd", {b, t}, TensorRole::norm_stats, l);
-    g.add_op(make_layernorm(p + "ln2", l, res1, param(l, "ln_2.weight"), param(l, "ln_2.bias"), ln2,
-                            ln2_mean, ln2_rstd));
+    g.add_op(make_layernorm(p + "ln2", l, g, res1, param(l, "ln_2.weight"), param(l, "ln_2.bias"),
+                            ln2, ln2_mean, ln2_rstd));
 
     const TensorId fch = act(p + "fc.out", {b, t, 4 * C}, TensorRole::gelu_in, l);
     g.add_op(make_linear(p + "fc", l, g, ln2, param(l, "mlp.c_fc.weight"),
@@ -144,11 +148,11 @@ StepGraph Gpt2::build_graph(int B, int T) const {
   const TensorId lnf = act("lnf.out", {b, t, C}, TensorRole::norm_out, -1);
   const TensorId lnf_mean = act("lnf.mean", {b, t}, TensorRole::norm_stats, -1);
   const TensorId lnf_rstd = act("lnf.rstd", {b, t}, TensorRole::norm_stats, -1);
-  g.add_op(make_layernorm("lnf", -1, x, param_id.at("transformer.ln_f.weight"),
+  g.add_op(make_layernorm("lnf", -1, g, x, param_id.at("transformer.ln_f.weight"),
                           param_id.at("transformer.ln_f.bias"), lnf, lnf_mean, lnf_rstd));
   const TensorId losses = act("loss.losses", {b, t}, TensorRole::losses, -1);
   const TensorId loss_grad = act("loss.grad", {b, t, C}, TensorRole::loss_grad, -1);
-  g.add_op(make_lm_head_loss("loss", g, config_.vocab, lnf, param_id.at("transformer.wte.weight"),
+  g.add_op(make_lm_head_loss("loss", g, config.vocab, lnf, param_id.at("transformer.wte.weight"),
                              g.targets, losses, loss_grad));
   return g;
 }

@@ -37,20 +37,24 @@ class EmbeddingNode final : public OpNode {
 
 class LayerNormNode final : public OpNode {
  public:
-  LayerNormNode(std::string name, int layer, TensorId inp, TensorId w, TensorId b, TensorId out,
-                TensorId mean, TensorId rstd)
+  LayerNormNode(std::string name, int layer, std::int64_t channels, TensorId inp, TensorId w,
+                TensorId b, TensorId out, TensorId mean, TensorId rstd)
       : OpNode(std::move(name), layer),
         inp_(inp),
         w_(w),
         b_(b),
         out_(out),
         mean_(mean),
-        rstd_(rstd) {
+        rstd_(rstd),
+        channels_(channels) {
     inputs_ = {inp, w, b};
     outputs_ = {out, mean, rstd};
     saved_ = {inp, mean, rstd};
   }
   std::string_view kind() const override { return "layernorm"; }
+  std::size_t backward_workspace(int threads) const override {
+    return ops::layernorm_backward_workspace_bytes(channels_, threads);
+  }
   void forward(OpEnv& env) const override {
     ops::layernorm_forward(env.ctx(), env.value(inp_), env.value(w_), env.value(b_),
                            env.output(out_), env.output(mean_), env.output(rstd_));
@@ -63,6 +67,7 @@ class LayerNormNode final : public OpNode {
 
  private:
   TensorId inp_, w_, b_, out_, mean_, rstd_;
+  std::int64_t channels_ = 0;
 };
 
 class LinearNode final : public OpNode {
@@ -92,9 +97,12 @@ class LinearNode final : public OpNode {
 
 class AttentionNode final : public OpNode {
  public:
-  AttentionNode(std::string name, int layer, double flops, ops::AttentionKind kind, int heads,
-                TensorId qkv, TensorId out, TensorId stats)
+  AttentionNode(std::string name, int layer, double flops, const Shape& out_shape,
+                ops::AttentionKind kind, int heads, TensorId qkv, TensorId out, TensorId stats)
       : OpNode(std::move(name), layer),
+        B_(out_shape[0]),
+        T_(out_shape[1]),
+        C_(out_shape[2]),
         flops_(flops),
         kind_(kind),
         heads_(heads),
@@ -107,6 +115,16 @@ class AttentionNode final : public OpNode {
                                                : std::vector<TensorId>{qkv, out, stats};
   }
   std::string_view kind() const override { return "attention"; }
+  std::size_t forward_workspace(Pass, int threads) const override {
+    return kind_ == ops::AttentionKind::naive
+               ? ops::attention_naive_forward_workspace_bytes(B_, T_, C_, heads_, threads)
+               : ops::attention_flash_forward_workspace_bytes(B_, T_, C_, heads_, threads);
+  }
+  std::size_t backward_workspace(int threads) const override {
+    return kind_ == ops::AttentionKind::naive
+               ? ops::attention_naive_backward_workspace_bytes(B_, T_, C_, heads_, threads)
+               : ops::attention_flash_backward_workspace_bytes(B_, T_, C_, heads_, threads);
+  }
   double forward_flops() const override { return flops_; }
   double backward_flops() const override { return 2 * flops_; }
   void forward(OpEnv& env) const override {
@@ -129,6 +147,7 @@ class AttentionNode final : public OpNode {
   }
 
  private:
+  std::int64_t B_, T_, C_;
   double flops_;
   ops::AttentionKind kind_;
   int heads_;
@@ -176,9 +195,10 @@ class ResidualNode final : public OpNode {
 
 class LmHeadLossNode final : public OpNode {
  public:
-  LmHeadLossNode(std::string name, double flops, int vocab, TensorId inp, TensorId wte,
-                 TensorId targets, TensorId losses, TensorId loss_grad)
+  LmHeadLossNode(std::string name, double flops, std::int64_t rows, int vocab, TensorId inp,
+                 TensorId wte, TensorId targets, TensorId losses, TensorId loss_grad)
       : OpNode(std::move(name), -1),
+        rows_(rows),
         flops_(flops),
         vocab_(vocab),
         inp_(inp),
@@ -191,6 +211,12 @@ class LmHeadLossNode final : public OpNode {
     saved_ = {loss_grad};
   }
   std::string_view kind() const override { return "lm_head_loss"; }
+  std::size_t forward_workspace(Pass, int) const override {
+    return ops::lm_head_loss_workspace_bytes(rows_, vocab_);
+  }
+  bool produces(TensorId id, Pass pass) const override {
+    return id != loss_grad_ || pass == Pass::train;
+  }
   double forward_flops() const override { return flops_; }
   double backward_flops() const override { return 2 * flops_; }
   void forward(OpEnv& env) const override {
@@ -219,6 +245,7 @@ class LmHeadLossNode final : public OpNode {
   }
 
  private:
+  std::int64_t rows_;
   double flops_;
   int vocab_;
   TensorId inp_, wte_, targets_, losses_, loss_grad_;
@@ -238,9 +265,11 @@ std::unique_ptr<OpNode> make_embedding(std::string name, TensorId tokens, Tensor
   return std::make_unique<EmbeddingNode>(std::move(name), tokens, wte, wpe, out);
 }
 
-std::unique_ptr<OpNode> make_layernorm(std::string name, int layer, TensorId inp, TensorId w,
-                                       TensorId b, TensorId out, TensorId mean, TensorId rstd) {
-  return std::make_unique<LayerNormNode>(std::move(name), layer, inp, w, b, out, mean, rstd);
+std::unique_ptr<OpNode> make_layernorm(std::string name, int layer, const StepGraph& graph,
+                                       TensorId inp, TensorId w, TensorId b, TensorId out,
+                                       TensorId mean, TensorId rstd) {
+  return std::make_unique<LayerNormNode>(std::move(name), layer, graph.tensor(inp).shape.back(),
+                                         inp, w, b, out, mean, rstd);
 }
 
 std::unique_ptr<OpNode> make_linear(std::string name, int layer, const StepGraph& graph,
@@ -257,7 +286,7 @@ std::unique_ptr<OpNode> make_attention(std::string name, int layer, const StepGr
                C = static_cast<double>(s[2]);
   // q k^T and p v over the causal triangle: 2 matmuls of T(T+1)/2 x hs per head.
   const double flops = 2.0 * 2.0 * B * (T * (T + 1) / 2) * C;
-  return std::make_unique<AttentionNode>(std::move(name), layer, flops, kind, heads, qkv, out,
+  return std::make_unique<AttentionNode>(std::move(name), layer, flops, s, kind, heads, qkv, out,
                                          stats);
 }
 
@@ -276,8 +305,8 @@ std::unique_ptr<OpNode> make_lm_head_loss(std::string name, const StepGraph& gra
   const Shape& x = graph.tensor(inp).shape;
   const double flops = 2.0 * static_cast<double>(x[0] * x[1]) * static_cast<double>(x[2]) *
                        static_cast<double>(vocab);
-  return std::make_unique<LmHeadLossNode>(std::move(name), flops, vocab, inp, wte, targets, losses,
-                                          loss_grad);
+  return std::make_unique<LmHeadLossNode>(std::move(name), flops, x[0] * x[1], vocab, inp, wte,
+                                          targets, losses, loss_grad);
 }
 
 }  // namespace adacc::model

@@ -1,9 +1,11 @@
-// Keep-everything step execution over a step graph (see step_executor.h).
+// Step execution under a Plan (see step_executor.h and step_schedule.h).
 #include "adacc/runtime/step_executor.h"
 
 #include <chrono>
+#include <deque>
 
 #include "adacc/core/error.h"
+#include "step_schedule.h"
 
 namespace adacc::runtime {
 
@@ -18,12 +20,14 @@ double seconds_since(Clock::time_point t0) {
 }
 }  // namespace
 
+// The tensors of one step, as the ops see them.
 class StepExecutor::Env final : public model::OpEnv {
  public:
   Env(StepExecutor& ex, Pass pass)
       : ex_(ex),
         pass_(pass),
         values_(ex.graph_.tensors().size()),
+        encoded_(ex.graph_.tensors().size()),
         grads_(ex.graph_.tensors().size()) {
     const auto& tensors = ex.graph_.tensors();
     for (std::size_t i = 0; i < tensors.size(); ++i) {
@@ -46,10 +50,17 @@ class StepExecutor::Env final : public model::OpEnv {
     return t;
   }
 
+  // While an op is being recomputed, outputs that are still present are written to
+  // scratch tensors (equal to the present ones: recompute is exact) and dropped after.
   Tensor& output(TensorId id) override {
     Tensor& t = values_.at(static_cast<std::size_t>(id));
+    const model::TensorInfo& info = ex_.graph_.tensor(id);
+    if (t.defined() && recomputing_) {
+      scratch_.push_back(Tensor::empty(ex_.ctx_.allocator(), info.shape, info.dtype,
+                                       MemCategory::activations, info.name + " (scratch)"));
+      return scratch_.back();
+    }
     if (!t.defined()) {
-      const model::TensorInfo& info = ex_.graph_.tensor(id);
       t = Tensor::empty(ex_.ctx_.allocator(), info.shape, info.dtype, MemCategory::activations,
                         info.name);
     }
@@ -76,25 +87,83 @@ class StepExecutor::Env final : public model::OpEnv {
     }
     values_[static_cast<std::size_t>(id)] = t;
   }
-  void free_value(TensorId id) { values_[static_cast<std::size_t>(id)] = Tensor(); }
-  void free_grad(TensorId id) { grads_[static_cast<std::size_t>(id)] = Tensor(); }
   float loss() const { return loss_; }
 
  private:
+  friend class StepExecutor::Store;
   StepExecutor& ex_;
   Pass pass_;
   std::vector<Tensor> values_;
+  std::vector<Tensor> encoded_;
   std::vector<Tensor> grads_;
+  std::deque<Tensor> scratch_;  // stable references while an op holds several
+  bool recomputing_ = false;
   float loss_ = 0;
+};
+
+// The schedule's store on real tensors: runs the ops and holds their results.
+class StepExecutor::Store {
+ public:
+  explicit Store(Env& env) : env_(env), ex_(env.ex_) {}
+
+  bool present(TensorId id) const { return env_.values_[idx(id)].defined(); }
+  bool has_encoded(TensorId id) const { return env_.encoded_[idx(id)].defined(); }
+
+  void forward(int o) {
+    const auto t0 = Clock::now();
+    ex_.graph_.op(o).forward(env_);
+    if (ex_.profiling_) ex_.timings_[static_cast<std::size_t>(o)].forward = seconds_since(t0);
+  }
+  void recompute(int o) {
+    env_.recomputing_ = true;
+    ex_.graph_.op(o).forward(env_);
+    env_.recomputing_ = false;
+    env_.scratch_.clear();
+  }
+  void backward(int o) {
+    const auto t0 = Clock::now();
+    ex_.graph_.op(o).backward(env_);
+    if (ex_.profiling_) ex_.timings_[static_cast<std::size_t>(o)].backward = seconds_since(t0);
+  }
+  void encode(TensorId id, const compress::Codec& codec) {
+    env_.encoded_[idx(id)] = codec.encode(ex_.ctx_, env_.values_[idx(id)]);
+    env_.values_[idx(id)] = Tensor();
+  }
+  void decode(TensorId id, const compress::Codec& codec) {
+    const model::TensorInfo& info = ex_.graph_.tensor(id);
+    Tensor t = Tensor::empty(ex_.ctx_.allocator(), info.shape, info.dtype, MemCategory::workspace,
+                             info.name + " (decoded)");
+    codec.decode(ex_.ctx_, env_.encoded_[idx(id)], t);
+    env_.values_[idx(id)] = std::move(t);
+  }
+  void free_value(TensorId id) { env_.values_[idx(id)] = Tensor(); }
+  void free_encoded(TensorId id) { env_.encoded_[idx(id)] = Tensor(); }
+  void free_grad(TensorId id) { env_.grads_[idx(id)] = Tensor(); }
+
+ private:
+  static std::size_t idx(TensorId id) { return static_cast<std::size_t>(id); }
+  Env& env_;
+  StepExecutor& ex_;
 };
 
 StepExecutor::StepExecutor(const model::StepGraph& graph, const model::ParamSet& params,
                            model::ParamSet& grads, Context& ctx)
+    : StepExecutor(graph, params, grads, ctx, keep_all_plan(graph)) {}
+
+StepExecutor::StepExecutor(const model::StepGraph& graph, const model::ParamSet& params,
+                           model::ParamSet& grads, Context& ctx, Plan plan)
     : graph_(graph),
       params_(params),
       grads_(grads),
       ctx_(ctx),
-      life_(model::analyze_lifetimes(graph)) {}
+      life_(model::analyze_lifetimes(graph)) {
+  set_plan(std::move(plan));
+}
+
+void StepExecutor::set_plan(Plan plan) {
+  validate(graph_, plan);
+  plan_ = std::move(plan);
+}
 
 float StepExecutor::forward_backward(const Tensor& tokens, const Tensor& targets) {
   Env env(*this, Pass::train);
@@ -120,43 +189,11 @@ Tensor StepExecutor::features(const Tensor& tokens) {
 }
 
 float StepExecutor::run(Env& env, int n_forward) {
-  const int n_ops = static_cast<int>(graph_.ops().size());
-  const bool train = env.pass() == Pass::train;
-  if (profiling_) timings_.assign(static_cast<std::size_t>(n_ops), OpTiming{});
-
-  auto is_activation = [&](TensorId id) {
-    return graph_.tensor(id).kind == TensorKind::activation;
-  };
-  for (int o = 0; o < n_forward; ++o) {
-    const model::OpNode& op = graph_.op(o);
-    const auto t0 = Clock::now();
-    op.forward(env);
-    if (profiling_) timings_[static_cast<std::size_t>(o)].forward = seconds_since(t0);
-    // Free what neither a later forward op nor (when training) any backward op needs.
-    auto release = [&](TensorId id) {
-      const auto& l = life_[static_cast<std::size_t>(id)];
-      if (is_activation(id) && l.last_forward_use == o && (!train || l.first_backward_use < 0)) {
-        env.free_value(id);
-      }
-    };
-    for (TensorId id : op.inputs()) release(id);
-    for (TensorId id : op.outputs()) release(id);
-  }
-  if (!train) return env.loss();
-
-  for (int o = n_ops - 1; o >= 0; --o) {
-    const model::OpNode& op = graph_.op(o);
-    const auto t0 = Clock::now();
-    op.backward(env);
-    if (profiling_) timings_[static_cast<std::size_t>(o)].backward = seconds_since(t0);
-    for (TensorId id : op.saved()) {
-      if (is_activation(id) && life_[static_cast<std::size_t>(id)].last_backward_use == o) {
-        env.free_value(id);
-      }
-    }
-    // Gradients of this op's outputs are fully consumed now.
-    for (TensorId id : op.outputs()) env.free_grad(id);
-  }
+  if (profiling_) timings_.assign(graph_.ops().size(), OpTiming{});
+  Store store(env);
+  const detail::StepSchedule<Store> schedule(graph_, plan_, life_);
+  schedule.forward(store, env.pass(), n_forward);
+  if (env.pass() == Pass::train) schedule.backward(store);
   return env.loss();
 }
 

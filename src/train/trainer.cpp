@@ -9,6 +9,8 @@
 #include "adacc/core/error.h"
 #include "adacc/model/gpt2.h"
 #include "adacc/ops/vector_math.h"
+#include "adacc/plan/policy.h"
+#include "adacc/runtime/memory_model.h"
 #include "adacc/runtime/step_executor.h"
 #include "adacc/train/adamw_optimizer.h"
 #include "adacc/train/checkpoint.h"
@@ -61,10 +63,11 @@ void check_vocabulary(const TokenStream& stream, const model::ModelConfig& cfg) 
   }
 }
 
-void check_budget(const TrainOptions& o, const model::ModelConfig& cfg) {
+// The fixed part alone (parameters, gradients, AdamW state) must fit before any plan can.
+void check_fixed_fits(std::size_t budget, const model::ModelConfig& cfg) {
   const std::size_t fixed = 4 * static_cast<std::size_t>(cfg.num_parameters()) * sizeof(float);
-  if (o.budget != SIZE_MAX && fixed > o.budget) {
-    throw PlanInfeasible("[train] budget " + format_bytes(o.budget) + " is below the " +
+  if (fixed > budget) {
+    throw PlanInfeasible("[train] budget " + format_bytes(budget) + " is below the " +
                          format_bytes(fixed) +
                          " that the parameters, gradients and AdamW state of " + cfg.describe() +
                          " need, before any activation; raise --budget");
@@ -117,7 +120,21 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
     throw InvalidArgument("[train] --seq " + std::to_string(o.seq) +
                           " is longer than the model's maximum T=" + std::to_string(cfg.max_seq));
   }
-  check_budget(o, cfg);
+
+  // The plan and the budget, checked by the memory model before anything is allocated.
+  const model::StepGraph graph = model::build_gpt2_graph(cfg, o.batch, o.seq);
+  const runtime::Plan plan = plan::plan_for_policy(graph, o.policy);
+  const int threads = Context::resolve_threads(o.threads);
+  const auto fixed = runtime::training_fixed_bytes(cfg, o.batch, o.seq);
+  std::size_t budget = SIZE_MAX;
+  if (!o.budget.empty()) {
+    const plan::Budget request = plan::parse_budget(o.budget);
+    if (!request.percent) check_fixed_fits(request.bytes, cfg);
+    budget = plan::resolve_budget(
+        request,
+        runtime::predict_step_memory(graph, runtime::keep_all_plan(graph), threads, fixed));
+    plan::check_fits(runtime::predict_step_memory(graph, plan, threads, fixed), budget, o.policy);
+  }
 
   // Data: train/validation split and loaders.
   const std::size_t window =
@@ -133,7 +150,7 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
   stream.tokens.clear();
   BatchLoader loader(train_tokens, o.batch, o.seq, o.shuffle, o.seed);
 
-  Allocator alloc(Device::cpu, o.budget);
+  Allocator alloc(Device::cpu, budget);
   Context ctx(alloc, o.threads, o.seed);
   model::Gpt2 gpt(cfg, alloc);
   AdamWOptimizer opt(cfg, alloc, ops::AdamWConfig{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay});
@@ -163,8 +180,7 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
                           ", beyond --steps " + std::to_string(o.steps));
   }
 
-  const model::StepGraph graph = gpt.build_graph(o.batch, o.seq);
-  runtime::StepExecutor exec(graph, gpt.params(), gpt.grads(), ctx);
+  runtime::StepExecutor exec(graph, gpt.params(), gpt.grads(), ctx, plan);
   Tensor tokens =
       Tensor::empty(alloc, {o.batch, o.seq}, DType::int32, MemCategory::activations, "tokens");
   Tensor targets =

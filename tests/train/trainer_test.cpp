@@ -169,7 +169,7 @@ TEST_F(TrainerTest, BadInputsAreRejectedBeforeAnythingIsWritten) {
   expect_rejected<InvalidArgument>(too_long, "maximum");
 
   TrainOptions budget = o;
-  budget.budget = 64 * 1024;  // the parameters alone need more
+  budget.budget = "64KiB";  // the parameters alone need more
   expect_rejected<PlanInfeasible>(budget, "budget");
 
   TrainOptions bad_init = o;

@@ -16,6 +16,9 @@ class Context {
   // by the kernels (and by the matmul library, which shares the OpenMP runtime).
   explicit Context(Allocator& allocator, int threads = 0, std::uint64_t seed = 1337);
 
+  // The thread count a Context made with `threads` uses (<= 0: every core).
+  static int resolve_threads(int threads);
+
   Allocator& allocator() const { return *allocator_; }
   Device device() const { return allocator_->device(); }
   int threads() const { return threads_; }

@@ -12,6 +12,10 @@
 
 namespace adacc::model {
 
+// The step graph of GPT-2 `config` for batches of B sequences of T tokens (T <= maxT);
+// needs no parameters (tensor ids of parameters index param_layout(config)).
+StepGraph build_gpt2_graph(const ModelConfig& config, int B, int T);
+
 class Gpt2 {
  public:
   // Allocates parameters (category params) and gradients (category grads), zeroed.

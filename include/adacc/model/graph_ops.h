@@ -14,8 +14,9 @@ std::unique_ptr<OpNode> make_embedding(std::string name, TensorId tokens, Tensor
                                        TensorId wpe, TensorId out);
 
 // inp (B,T,C), w (C), b (C) -> out (B,T,C), mean (B,T), rstd (B,T). Saves inp, mean, rstd.
-std::unique_ptr<OpNode> make_layernorm(std::string name, int layer, TensorId inp, TensorId w,
-                                       TensorId b, TensorId out, TensorId mean, TensorId rstd);
+std::unique_ptr<OpNode> make_layernorm(std::string name, int layer, const StepGraph& graph,
+                                       TensorId inp, TensorId w, TensorId b, TensorId out,
+                                       TensorId mean, TensorId rstd);
 
 // inp (N,IC), w (OC,IC), b (OC) -> out (N,OC). Saves inp. flops from the shapes.
 std::unique_ptr<OpNode> make_linear(std::string name, int layer, const StepGraph& graph,

@@ -29,6 +29,18 @@ struct LayerParams {
   Tensor fcprojw, fcprojb;    // (C,4C), (C)
 };
 
+// One parameter tensor of the flat layout, without storage.
+struct ParamSpec {
+  std::string name;  // Hugging Face GPT-2 name
+  Shape shape;
+  Decay decay;
+  std::int64_t offset;  // in elements, into the flat tensor
+};
+
+// The flat layout: every parameter tensor in order (what ParamSet::named() views), with
+// no memory allocated, so graphs and plans of any model size can be built cheaply.
+std::vector<ParamSpec> param_layout(const ModelConfig& config);
+
 struct NamedParam {
   std::string name;  // Hugging Face GPT-2 name, e.g. "transformer.h.0.attn.c_attn.weight"
   Tensor tensor;     // view into the flat tensor

@@ -96,6 +96,13 @@ class OpNode {
   // ops count 2*M*N*K per matmul; elementwise ops count nothing).
   virtual double forward_flops() const { return 0; }
   virtual double backward_flops() const { return 0; }
+  // Bytes of workspace the forward (in `pass`) and the backward take from the allocator
+  // while they run, as the allocator accounts them, for `threads` threads.
+  virtual std::size_t forward_workspace(Pass pass, int threads) const { return 0; }
+  virtual std::size_t backward_workspace(int threads) const { return 0; }
+  // Whether the forward in `pass` writes this output (the fused loss writes its input's
+  // gradient only when training).
+  virtual bool produces(TensorId id, Pass pass) const { return true; }
 
   const std::string& name() const { return name_; }
   int layer() const { return layer_; }

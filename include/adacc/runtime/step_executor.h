@@ -1,14 +1,14 @@
-// The step executor: runs a step graph's forward and backward, owning every
+// The step executor: runs a step graph's forward and backward under a Plan, owning every
 // activation and activation gradient, allocated from the context's allocator.
 //
-// Forward: each op's outputs are allocated (category activations) when the op runs;
-// a tensor is freed after its last forward use unless a backward op saves it.
-// Backward, in reverse op order: gradients of activations are allocated zeroed on first
-// use (category workspace) and freed once their producer's backward has consumed them;
-// a saved tensor is freed after its last backward use.
+// Categories: op outputs and rebuilt (recomputed) tensors are activations; encoded
+// tensors are compressed; decoded tensors, gradients of activations (allocated zeroed
+// on first use, freed once their producer's backward has consumed them) and kernel
+// scratch are workspace. The order of allocations and frees is step_schedule.h's, which
+// the memory model (memory_model.h) follows too.
 //
-// This is the keep-everything policy; plans that recompute or compress saved tensors
-// build on the same bookkeeping.
+// Recompute is exact: a plan that only keeps and recomputes gives bit-identical losses
+// and gradients to keeping everything.
 #pragma once
 
 #include <vector>
@@ -16,6 +16,7 @@
 #include "adacc/core/context.h"
 #include "adacc/model/param_set.h"
 #include "adacc/model/step_graph.h"
+#include "adacc/runtime/plan.h"
 
 namespace adacc::runtime {
 
@@ -27,9 +28,16 @@ struct OpTiming {
 
 class StepExecutor {
  public:
-  // `graph`, `params`, `grads` and `ctx` must outlive the executor.
+  // `graph`, `params`, `grads` and `ctx` must outlive the executor. Without a plan,
+  // every saved tensor is kept. An invalid plan throws (see runtime::validate).
   StepExecutor(const model::StepGraph& graph, const model::ParamSet& params, model::ParamSet& grads,
                Context& ctx);
+  StepExecutor(const model::StepGraph& graph, const model::ParamSet& params, model::ParamSet& grads,
+               Context& ctx, Plan plan);
+
+  const Plan& plan() const { return plan_; }
+  // Swaps in another plan (between steps).
+  void set_plan(Plan plan);
 
   // Forward and backward on one batch; adds the gradients into `grads` and returns the
   // mean loss. tokens and targets are (B,T) int32.
@@ -48,6 +56,7 @@ class StepExecutor {
 
  private:
   class Env;
+  class Store;
   // Runs the forward of ops [0, n_forward) and, when training, the whole backward.
   float run(Env& env, int n_forward);
 
@@ -55,6 +64,7 @@ class StepExecutor {
   const model::ParamSet& params_;
   model::ParamSet& grads_;
   Context& ctx_;
+  Plan plan_;
   std::vector<model::TensorLifetime> life_;
   bool profiling_ = false;
   std::vector<OpTiming> timings_;

@@ -69,7 +69,11 @@ struct TrainOptions {
   std::uint64_t seed = 1337;
   int threads = 0;  // 0: all cores
   ops::AttentionKind attention = ops::AttentionKind::flash;
-  std::size_t budget = SIZE_MAX;  // bytes the engine may hold
+  // Hard cap on the bytes the engine may hold: "6GiB", or "30%" of the keep-everything
+  // plan's peak above the fixed part (plan/policy.h); empty: no cap.
+  std::string budget;
+  // A baseline (none, full, selective, llmc, every-K) or a plan file (JSON).
+  std::string policy = "none";
   double val_fraction = 0.05;
   std::int64_t val_every = 100;  // steps; 0: only at the end
   int val_batches = 16;

@@ -1,0 +1,44 @@
+// The memory model: predicts, from the step graph, tensor sizes, the kernels' declared
+// workspace and a Plan, the allocator's peak bytes over one step — per category, in total,
+// and where it happens (the forward or backward of which op). It follows the executor's
+// own schedule (step_schedule.h) on byte counts instead of tensors, so prediction and
+// execution agree on what is alive when.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <string>
+
+#include "adacc/core/allocator.h"
+#include "adacc/model/config.h"
+#include "adacc/model/step_graph.h"
+#include "adacc/runtime/plan.h"
+
+namespace adacc::runtime {
+
+struct MemoryPrediction {
+  std::size_t total_peak = 0;
+  std::array<std::size_t, kMemCategories> at_peak{};  // per category when the total peaks
+  std::array<std::size_t, kMemCategories> peak{};     // each category's own peak
+  std::string where;      // "forward of h3.fc", "backward of h2.attn (recomputing h2.qkv)"
+  std::size_t fixed = 0;  // bytes held throughout (parameters, gradients, optimizer, batch)
+
+  std::size_t at_peak_of(MemCategory c) const { return at_peak[static_cast<int>(c)]; }
+  // The step's own bytes at the peak: total_peak - fixed.
+  std::size_t step_peak() const { return total_peak - fixed; }
+};
+
+// What a training run holds besides the step: parameters, gradients and, with AdamW, two
+// moments (each one allocation of the flat parameter tensor), and the batch's tokens and
+// targets (activations), per category.
+std::array<std::size_t, kMemCategories> training_fixed_bytes(const model::ModelConfig& config,
+                                                             int batch, int seq,
+                                                             bool with_optimizer = true);
+
+// Predicts one step (training: forward and backward; eval: forward) under `plan` with
+// `threads` threads, on top of `fixed` bytes per category held throughout.
+MemoryPrediction predict_step_memory(const model::StepGraph& graph, const Plan& plan, int threads,
+                                     const std::array<std::size_t, kMemCategories>& fixed,
+                                     model::Pass pass = model::Pass::train);
+
+}  // namespace adacc::runtime

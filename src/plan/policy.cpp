@@ -1,0 +1,59 @@
+// --policy and --budget (see policy.h).
+#include "adacc/plan/policy.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+
+#include "adacc/core/byte_size.h"
+#include "adacc/core/error.h"
+#include "adacc/plan/baselines.h"
+#include "adacc/plan/plan_io.h"
+
+namespace adacc::plan {
+
+runtime::Plan plan_for_policy(const model::StepGraph& graph, std::string_view policy) {
+  const std::filesystem::path path{std::string(policy)};
+  if (path.extension() == ".json" || std::filesystem::exists(path)) {
+    return load_plan_file(graph, path);
+  }
+  return baseline_plan(graph, policy);
+}
+
+Budget parse_budget(std::string_view text) {
+  Budget b;
+  if (!text.empty() && text.back() == '%') {
+    const std::string number(text.substr(0, text.size() - 1));
+    char* end = nullptr;
+    const double pct = std::strtod(number.c_str(), &end);
+    if (number.empty() || end != number.c_str() + number.size() || !(pct > 0) ||
+        !std::isfinite(pct)) {
+      throw InvalidArgument("[budget] cannot read '" + std::string(text) +
+                            "' as a percentage; write e.g. 30%");
+    }
+    b.percent = true;
+    b.share = pct / 100.0;
+    return b;
+  }
+  b.bytes = parse_byte_size(text);
+  return b;
+}
+
+std::size_t resolve_budget(const Budget& budget, const runtime::MemoryPrediction& none) {
+  if (!budget.percent) return budget.bytes;
+  return none.fixed + static_cast<std::size_t>(
+                          std::llround(budget.share * static_cast<double>(none.step_peak())));
+}
+
+void check_fits(const runtime::MemoryPrediction& predicted, std::size_t budget,
+                std::string_view policy) {
+  if (predicted.total_peak <= budget) return;
+  throw PlanInfeasible(
+      "[plan] budget " + format_bytes(budget) + " is below what policy '" + std::string(policy) +
+      "' needs: its peak is " + format_bytes(predicted.total_peak) + " (" +
+      std::to_string(predicted.total_peak) + " bytes, at the " + predicted.where +
+      "); the smallest feasible budget for it is " + std::to_string(predicted.total_peak) +
+      " bytes; raise --budget or choose a policy that keeps less");
+}
+
+}  // namespace adacc::plan

@@ -1,0 +1,121 @@
+// The order in which a training step allocates, computes and frees under a Plan. The
+// executor runs it on real tensors; the memory model runs it on byte counts, so the
+// two cannot disagree about what is alive when.
+//
+// Forward: each op runs (allocating its outputs); a tensor whose last forward use has
+// passed is, if a backward op saves it, kept, encoded (then freed) or freed, as the plan
+// says; otherwise freed. Backward, op by op in reverse: the op's saved tensors are
+// materialized (kept: present; compressed: decoded; recomputed: rebuilt by re-running
+// its producer, recursively); rebuilt tensors that no later backward op needs are freed
+// before the op runs; after it, saved tensors at their last backward use and the
+// gradients of the op's outputs are freed.
+#pragma once
+
+#include <vector>
+
+#include "adacc/compress/codec.h"
+#include "adacc/core/error.h"
+#include "adacc/model/step_graph.h"
+#include "adacc/runtime/plan.h"
+
+namespace adacc::runtime::detail {
+
+// Store requirements (see StepExecutor's real store and the memory model's counting one):
+//   bool present(TensorId) const;  bool has_encoded(TensorId) const;
+//   void forward(int op);    void recompute(int op);    void backward(int op);
+//   void encode(TensorId, const compress::Codec&);      // then frees the value
+//   void decode(TensorId, const compress::Codec&);
+//   void free_value(TensorId);  void free_encoded(TensorId);  void free_grad(TensorId);
+template <class Store>
+class StepSchedule {
+ public:
+  StepSchedule(const model::StepGraph& graph, const Plan& plan,
+               const std::vector<model::TensorLifetime>& life)
+      : graph_(graph), plan_(plan), life_(life) {}
+
+  void forward(Store& s, model::Pass pass, int n_forward) const {
+    const bool train = pass == model::Pass::train;
+    for (int o = 0; o < n_forward; ++o) {
+      const model::OpNode& op = graph_.op(o);
+      s.forward(o);
+      auto release = [&](model::TensorId id) {
+        if (!is_activation(id) || !s.present(id) || lifetime(id).last_forward_use != o) return;
+        if (!train || lifetime(id).first_backward_use < 0) {
+          s.free_value(id);
+          return;
+        }
+        const Decision& d = decision(id);
+        if (d.policy == Policy::compress) {
+          s.encode(id, compress::codec_by_name(d.codec));
+        } else if (d.policy == Policy::recompute) {
+          s.free_value(id);
+        }
+      };
+      for (model::TensorId id : op.inputs()) release(id);
+      for (model::TensorId id : op.outputs()) release(id);
+    }
+  }
+
+  void backward(Store& s) const {
+    const int n_ops = static_cast<int>(graph_.ops().size());
+    std::vector<model::TensorId> transients;
+    for (int o = n_ops - 1; o >= 0; --o) {
+      const model::OpNode& op = graph_.op(o);
+      transients.clear();
+      for (model::TensorId id : op.saved()) ensure(s, id, o, transients);
+      for (model::TensorId id : transients) {
+        const int last = lifetime(id).last_backward_use;
+        if (s.present(id) && (last < 0 || last > o)) s.free_value(id);
+      }
+      s.backward(o);
+      for (model::TensorId id : op.saved()) {
+        if (is_activation(id) && lifetime(id).last_backward_use == o) {
+          if (s.present(id)) s.free_value(id);
+          if (s.has_encoded(id)) s.free_encoded(id);
+        }
+      }
+      for (model::TensorId id : op.outputs()) s.free_grad(id);
+    }
+  }
+
+ private:
+  // Makes `id` available for the backward of op `o`.
+  void ensure(Store& s, model::TensorId id, int o, std::vector<model::TensorId>& transients) const {
+    if (s.present(id) || !is_activation(id)) return;
+    if (s.has_encoded(id)) {
+      s.decode(id, compress::codec_by_name(decision(id).codec));
+      return;
+    }
+    const model::TensorInfo& info = graph_.tensor(id);
+    if (!is_recomputable(graph_, id)) {
+      throw PlanInfeasible("[runtime] '" + info.name + "' is needed by the backward of '" +
+                           graph_.op(o).name() +
+                           "' but was neither kept nor compressed, and it "
+                           "cannot be recomputed");
+    }
+    const model::OpNode& producer = graph_.op(info.producer);
+    for (model::TensorId in : producer.inputs()) ensure(s, in, o, transients);
+    std::vector<model::TensorId> rebuilt;
+    for (model::TensorId out : producer.outputs()) {
+      if (!s.present(out)) rebuilt.push_back(out);
+    }
+    s.recompute(info.producer);
+    transients.insert(transients.end(), rebuilt.begin(), rebuilt.end());
+  }
+
+  bool is_activation(model::TensorId id) const {
+    return graph_.tensor(id).kind == model::TensorKind::activation;
+  }
+  const model::TensorLifetime& lifetime(model::TensorId id) const {
+    return life_[static_cast<std::size_t>(id)];
+  }
+  const Decision& decision(model::TensorId id) const {
+    return plan_.decisions[static_cast<std::size_t>(id)];
+  }
+
+  const model::StepGraph& graph_;
+  const Plan& plan_;
+  const std::vector<model::TensorLifetime>& life_;
+};
+
+}  // namespace adacc::runtime::detail
