@@ -108,6 +108,30 @@ TEST_F(AdaccCli, TrainsSavesAndSamples) {
   EXPECT_GE(s.out.size(), 12u);
 }
 
+TEST_F(AdaccCli, PlanPrintsPredictionsAndRejectsInfeasibleBudgets) {
+  const std::string json = (dir_ / "full.json").string();
+  const CommandResult r = adacc(
+      "plan --model L=2,C=32,H=2,V=256,T=64 --batch 2 --seq 32 "
+      "--policy full --table --threads 1 --out " +
+      json);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* part : {"predicted peak", "none", "selective", "llmc", "every-2", "h0.fc.out"}) {
+    EXPECT_NE(r.out.find(part), std::string::npos) << part << "\n" << r.out;
+  }
+  // The written plan is a valid --policy for training.
+  const std::string data = write("corpus.txt", corpus()).string();
+  const CommandResult t = adacc("train --data " + data +
+                                " --model L=2,C=32,H=2,V=256,T=64 --batch 2 --seq 32 --steps 2 "
+                                "--threads 1 --policy " +
+                                json);
+  EXPECT_EQ(t.exit_code, 0) << t.err;
+  const CommandResult tight = adacc(
+      "plan --model L=2,C=32,H=2,V=256,T=64 --batch 2 --seq 32 "
+      "--policy none --threads 1 --budget 10%");
+  EXPECT_EQ(tight.exit_code, 1);
+  EXPECT_NE(tight.err.find("smallest feasible budget"), std::string::npos) << tight.err;
+}
+
 TEST_F(AdaccCli, BadInputsAreOneLineErrors) {
   const std::string data = write("corpus.txt", corpus()).string();
   expect_error("train --data " + (dir_ / "missing.txt").string() + kTiny, "missing.txt");

@@ -177,6 +177,30 @@ TEST_F(TrainerTest, BadInputsAreRejectedBeforeAnythingIsWritten) {
   expect_rejected<FormatError>(bad_init, "init.safetensors");
 }
 
+TEST_F(TrainerTest, RecomputePoliciesTrainBitIdenticallyAndBudgetsAreEnforced) {
+  const fs::path data = write_text("data.txt", pangrams(40));
+  std::vector<float> none, full;
+  TrainOptions o = tiny_options(data);
+  o.steps = 8;
+  TrainCallbacks cb;
+  cb.on_step = [&](const StepReport& r) { none.push_back(r.loss); };
+  const TrainResult a = train(o, cb);
+  o.policy = "full";
+  o.budget = "60%";  // of the keep-everything step: full checkpointing needs ~53% here
+  cb.on_step = [&](const StepReport& r) { full.push_back(r.loss); };
+  const TrainResult b = train(o, cb);
+  EXPECT_EQ(none, full);
+  EXPECT_LT(b.peak_bytes, a.peak_bytes);
+
+  TrainOptions tight = o;
+  tight.policy = "none";
+  tight.out_dir = dir_ / "out";
+  expect_rejected<PlanInfeasible>(tight, "smallest feasible budget");
+  TrainOptions bad_policy = o;
+  bad_policy.policy = "magic";
+  expect_rejected<InvalidArgument>(bad_policy, "magic");
+}
+
 TEST_F(TrainerTest, RepeatedNanStopsAfterSavingACheckpoint) {
   TrainOptions o = tiny_options(write_text("data.txt", pangrams(40)));
   o.lr = 1e30f;  // diverges at once
