@@ -24,11 +24,14 @@ namespace {
 using namespace adacc;
 using Clock = std::chrono::steady_clock;
 
-void BM_Policies(benchmark::State& state, const char* model_name, int B, int T) {
+void BM_Policies(benchmark::State& state, const char* model_name, int B, int T,
+                 ops::AttentionKind attention) {
   const std::vector<std::string> policies = {"none", "selective", "llmc", "full", "every-2"};
   Allocator alloc;
   Context ctx(alloc, 0, 1);
-  model::Gpt2 gpt(model::named_config(model_name), alloc);
+  model::ModelConfig config = model::named_config(model_name);
+  config.attention = attention;
+  model::Gpt2 gpt(config, alloc);
   Rng rng(1);
   gpt.init_weights(rng);
   train::AdamWOptimizer opt(gpt.config(), alloc, ops::AdamWConfig{});
@@ -63,8 +66,9 @@ void BM_Policies(benchmark::State& state, const char* model_name, int B, int T) 
       }
     }
   }
-  std::printf("\n%s B=%d T=%d, %d threads (fixed part %.1f MiB)\n\n", model_name, B, T,
-              ctx.threads(), static_cast<double>(fixed.total_current) / (1 << 20));
+  std::printf("\n%s B=%d T=%d, %s attention, %d threads (fixed part %.1f MiB)\n\n", model_name,
+              B, T, std::string(ops::attention_kind_name(attention)).c_str(), ctx.threads(),
+              static_cast<double>(fixed.total_current) / (1 << 20));
   std::printf(
       "| policy | peak above fixed (MiB) | total peak (MiB) | predicted (MiB) | ms/step | "
       "overhead vs none |\n|---|---|---|---|---|---|\n");
@@ -84,10 +88,13 @@ void BM_Policies(benchmark::State& state, const char* model_name, int B, int T) 
   std::fflush(stdout);
 }
 
-BENCHMARK_CAPTURE(BM_Policies, gpt2_B4_T256, "gpt2", 4, 256)
+BENCHMARK_CAPTURE(BM_Policies, gpt2_B4_T256, "gpt2", 4, 256, ops::AttentionKind::flash)
     ->Iterations(1)
     ->Unit(benchmark::kSecond);
-BENCHMARK_CAPTURE(BM_Policies, gpt2_tiny_B8_T512, "gpt2-tiny", 8, 512)
+BENCHMARK_CAPTURE(BM_Policies, gpt2_tiny_B8_T512, "gpt2-tiny", 8, 512, ops::AttentionKind::flash)
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond);
+BENCHMARK_CAPTURE(BM_Policies, gpt2_B4_T256_naive, "gpt2", 4, 256, ops::AttentionKind::naive)
     ->Iterations(1)
     ->Unit(benchmark::kSecond);
 

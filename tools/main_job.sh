@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # adacc's main job on a fresh Debian 12 machine: install what is needed, build, get the
-# default corpus (the King James Bible, Debian package bible-kjv), train the default
-# model on it (byte-level tokens), and end with the validation loss and a sample.
+# default corpus (the King James Bible, Debian package bible-kjv), print the memory plan
+# (the chosen policy against every baseline), train the default model on it (byte-level
+# tokens) under a hard memory budget, and end with the validation loss and a sample.
 # Extra arguments are passed to `adacc train` (e.g. --steps 200 for a shorter run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,14 @@ if [ ! -s data/kjv.txt ]; then
   mv data/kjv.txt.tmp data/kjv.txt
 fi
 
-build/release/adacc train --data data/kjv.txt --model "L=4,C=256,H=4,V=256,T=256" \
-  --batch 16 --seq 256 --steps 1000 --lr 2e-3 --val-every 200 \
+model="L=4,C=256,H=4,V=256,T=256"
+shape=(--batch 16 --seq 256)
+memory=(--policy llmc --budget 75%)  # recompute GELU and LayerNorm outputs; 75% of none's step
+
+# The memory plan: the chosen policy's predicted peak against every baseline's.
+build/release/adacc plan --model "$model" "${shape[@]}" "${memory[@]}"
+echo
+
+build/release/adacc train --data data/kjv.txt --model "$model" "${shape[@]}" "${memory[@]}" \
+  --steps 1000 --lr 2e-3 --val-every 200 \
   --out runs/kjv --metrics runs/kjv/metrics.jsonl --sample 400 "$@"
