@@ -1,9 +1,10 @@
-// fp32 -> bf16 (round to nearest even; NaN stays NaN) and back: a near-lossless codec
+// Floating-point codecs. fp32 -> bf16 (round to nearest even; NaN stays NaN) and back: a near-lossless codec
 // that halves a saved tensor (relative error <= 2^-8 per element: half a bf16 ulp).
 #include <cstring>
 
 #include "adacc/compress/codec.h"
 #include "adacc/ops/op_checks.h"
+#include "codec_families.h"
 
 namespace adacc::compress {
 
@@ -54,12 +55,10 @@ class Bf16Codec final : public Codec {
 
 }  // namespace
 
-const Codec& codec_by_name(std::string_view name) {
-  static const Bf16Codec bf16;  // stateless, immutable
-  if (name == bf16.name()) return bf16;
-  throw InvalidArgument("[codec] unknown codec '" + std::string(name) + "'; known: bf16");
+std::vector<std::unique_ptr<Codec>> float_codecs() {
+  std::vector<std::unique_ptr<Codec>> codecs;
+  codecs.push_back(std::make_unique<Bf16Codec>());
+  return codecs;
 }
-
-std::vector<std::string> codec_names() { return {"bf16"}; }
 
 }  // namespace adacc::compress

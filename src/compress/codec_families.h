@@ -1,0 +1,14 @@
+// Each codec family's instances, for the registry (codec_registry.cpp).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "adacc/compress/codec.h"
+
+namespace adacc::compress {
+
+// bf16 (float_codecs.cpp).
+std::vector<std::unique_ptr<Codec>> float_codecs();
+
+}  // namespace adacc::compress

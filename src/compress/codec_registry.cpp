@@ -1,0 +1,41 @@
+// The codec registry: every codec by name (see codec.h). The table is built once from
+// each codec family's instances and is immutable afterwards.
+#include <memory>
+
+#include "adacc/compress/codec.h"
+#include "adacc/core/error.h"
+#include "codec_families.h"
+
+namespace adacc::compress {
+
+namespace {
+
+const std::vector<std::unique_ptr<Codec>>& registry() {
+  static const std::vector<std::unique_ptr<Codec>> codecs = [] {
+    std::vector<std::unique_ptr<Codec>> all;
+    for (auto* family : {&float_codecs}) {
+      for (auto& codec : family()) all.push_back(std::move(codec));
+    }
+    return all;
+  }();
+  return codecs;
+}
+
+}  // namespace
+
+const Codec& codec_by_name(std::string_view name) {
+  for (const auto& codec : registry()) {
+    if (codec->name() == name) return *codec;
+  }
+  std::string known;
+  for (const std::string& n : codec_names()) known += (known.empty() ? "" : ", ") + n;
+  throw InvalidArgument("[codec] unknown codec '" + std::string(name) + "'; known: " + known);
+}
+
+std::vector<std::string> codec_names() {
+  std::vector<std::string> names;
+  for (const auto& codec : registry()) names.emplace_back(codec->name());
+  return names;
+}
+
+}  // namespace adacc::compress
