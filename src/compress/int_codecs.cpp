@@ -37,6 +37,12 @@
 #include "adacc/ops/op_checks.h"
 #include "codec_families.h"
 
+#include <omp.h>
+
+#ifdef __F16C__
+#include <immintrin.h>
+#endif
+
 namespace adacc::compress {
 
 namespace {
@@ -69,29 +75,41 @@ void check_header(std::string_view name, const std::uint8_t* p, std::uint32_t pa
                "encoded header does not match this codec and shape");
 }
 
-// fp16 helpers. _Float16 conversions round to nearest; the directed versions step one
-// fp16 ulp when the nearest one lies on the wrong side.
-std::uint16_t h_bits(_Float16 h) {
+// fp16 bits: round down / up (directed, so the group's range stays inside
+// [zero, zero + qmax * scale]) and back to f32. F16C does it in hardware; otherwise
+// _Float16's round-to-nearest is stepped one fp16 ulp when it lands on the wrong side.
+#ifdef __F16C__
+std::uint16_t f16_down(float x) {
+  return _cvtss_sh(x, _MM_FROUND_TO_NEG_INF);
+}
+std::uint16_t f16_up(float x) {
+  return _cvtss_sh(x, _MM_FROUND_TO_POS_INF);
+}
+float f16_to_float(std::uint16_t u) {
+  return _cvtsh_ss(u);
+}
+#else
+std::uint16_t f16_down(float x) {
+  const auto h = static_cast<_Float16>(x);
   std::uint16_t u;
   std::memcpy(&u, &h, 2);
-  return u;
+  if (static_cast<float>(h) <= x || std::isnan(x)) return u;
+  if ((u & 0x7FFFu) == 0) return 0x8001u;  // +-0 -> -smallest subnormal
+  return static_cast<std::uint16_t>((u & 0x8000u) ? u + 1 : u - 1);
 }
-_Float16 h_from_bits(std::uint16_t u) {
+std::uint16_t f16_up(float x) {
+  return f16_down(-x) ^ 0x8000u;
+}
+float f16_to_float(std::uint16_t u) {
   _Float16 h;
   std::memcpy(&h, &u, 2);
-  return h;
+  return static_cast<float>(h);
 }
-// The largest fp16 <= x (x finite); -inf when below the fp16 range.
-_Float16 f16_round_down(double x) {
-  _Float16 h = static_cast<_Float16>(x);
-  if (static_cast<double>(h) <= x) return h;
-  const std::uint16_t u = h_bits(h);
-  if ((u & 0x7FFFu) == 0) return h_from_bits(0x8001u);  // +-0 -> -smallest subnormal
-  return h_from_bits(static_cast<std::uint16_t>((u & 0x8000u) ? u + 1 : u - 1));
-}
-// The smallest fp16 >= x.
-_Float16 f16_round_up(double x) {
-  return -f16_round_down(-x);
+#endif
+// The smallest float >= d.
+float float_up(double d) {
+  const auto f = static_cast<float>(d);
+  return static_cast<double>(f) < d ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
 }
 
 // ---------------------------------------------------------------- int8 per channel
@@ -118,25 +136,30 @@ class Int8ChannelCodec final : public Codec {
     const float* x = in.data<float>();
     float* scale = reinterpret_cast<float*>(base + kHeaderBytes);
     auto* q = reinterpret_cast<std::int8_t*>(base + kHeaderBytes + 4 * cols);
-    std::int64_t first_bad = std::numeric_limits<std::int64_t>::max();
-    // Column maxima, threaded over blocks of 16 columns (one cache line per row).
-    const std::int64_t blocks = (cols + 15) / 16;
-#pragma omp parallel for schedule(static) reduction(min : first_bad)
-    for (std::int64_t b = 0; b < blocks; ++b) {
-      const std::int64_t c0 = b * 16, c1 = std::min(cols, c0 + 16);
-      float m[16] = {};
+    // Column maxima: each thread owns a range of columns (whole cache lines) and sweeps
+    // all rows. x * 0 is NaN exactly for NaN and inf, so `poison` flags non-finite input.
+    float poison = 0.0f;
+#pragma omp parallel reduction(+ : poison)
+    {
+      const std::int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+      const std::int64_t per = (cols + nt * 16 - 1) / (nt * 16) * 16;
+      const std::int64_t c0 = std::min(cols, t * per), c1 = std::min(cols, c0 + per);
+      for (std::int64_t c = c0; c < c1; ++c) scale[c] = 0.0f;
       for (std::int64_t r = 0; r < rows; ++r) {
         const float* xr = x + r * cols;
+#pragma omp simd reduction(+ : poison)
         for (std::int64_t c = c0; c < c1; ++c) {
-          const float a = std::abs(xr[c]);
-          if (!(a <= std::numeric_limits<float>::max()))
-            first_bad = std::min(first_bad, r * cols + c);
-          m[c - c0] = std::max(m[c - c0], a);
+          scale[c] = std::max(scale[c], std::abs(xr[c]));
+          poison += xr[c] * 0.0f;
         }
       }
-      for (std::int64_t c = c0; c < c1; ++c) scale[c] = m[c - c0] / 127.0f;
+      for (std::int64_t c = c0; c < c1; ++c) scale[c] /= 127.0f;
     }
-    throw_if_non_finite(in, first_bad);
+    if (std::isnan(poison)) {
+      std::int64_t i = 0;
+      while (std::isfinite(x[i])) ++i;
+      throw_if_non_finite(in, i);
+    }
 #pragma omp parallel for schedule(static)
     for (std::int64_t r = 0; r < rows; ++r) {
       const float* xr = x + r * cols;
@@ -145,7 +168,7 @@ class Int8ChannelCodec final : public Codec {
       for (std::int64_t c = 0; c < cols; ++c) {
         const float s = scale[c];
         const float t = s > 0.0f ? std::nearbyint(xr[c] / s) : 0.0f;
-        qr[c] = static_cast<std::int8_t>(std::clamp(t, -127.0f, 127.0f));
+        qr[c] = static_cast<std::int8_t>(t < -127.0f ? -127.0f : (t > 127.0f ? 127.0f : t));
       }
     }
     return out;
@@ -177,8 +200,7 @@ class Int8ChannelCodec final : public Codec {
  private:
   static constexpr std::uint32_t kParams = 8u | (1u << 16);
 
-  void throw_if_non_finite(const Tensor& in, std::int64_t first_bad) const {
-    if (first_bad == std::numeric_limits<std::int64_t>::max()) return;
+  [[noreturn]] void throw_if_non_finite(const Tensor& in, std::int64_t first_bad) const {
     ops::fail(name(), "cannot encode non-finite element " + std::to_string(first_bad) + " (= " +
                           std::to_string(in.data<float>()[first_bad]) + ") of " + in.describe());
   }
@@ -192,34 +214,240 @@ struct GroupLayout {
   std::size_t scales, values, indices, packed, total;
 };
 
+GroupLayout group_layout(const Shape& shape, int bits, int k) {
+  GroupLayout L{};
+  const RowsCols rc = rows_cols(shape);
+  L.rows = rc.rows;
+  L.cols = rc.cols;
+  L.groups_per_row = (rc.cols + kGroup - 1) / kGroup;
+  L.groups = L.rows * L.groups_per_row;
+  L.row_bytes = (rc.cols * bits + 7) / 8;
+  const auto ng = static_cast<std::size_t>(L.groups);
+  L.scales = kHeaderBytes;
+  L.values = L.scales + 4 * ng;
+  L.indices = L.values + 4 * ng * static_cast<std::size_t>(k);
+  L.packed = L.indices + ng * static_cast<std::size_t>(k);
+  L.total = L.packed + static_cast<std::size_t>(L.rows * L.row_bytes);
+  return L;
+}
+
+// Reductions over a group, in GCC vector types (16 floats; the compiler maps them to
+// AVX-512 or narrower registers), with a scalar tail for short groups.
+using V16f = float __attribute__((vector_size(64)));
+using V8f = float __attribute__((vector_size(32)));
+using V8d = double __attribute__((vector_size(64)));
+constexpr int kLanes = 16;
+
+V16f load16(const float* p) {
+  V16f v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+V16f splat16(float x) {
+  return V16f{} + x;
+}
+
+// sum of x (n), in double.
+double group_sum(const float* x, std::int64_t n) {
+  V8d acc{};
+  std::int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    V8f v;
+    std::memcpy(&v, x + j, sizeof v);
+    acc += __builtin_convertvector(v, V8d);
+  }
+  double s = 0.0;
+  for (; j < n; ++j) s += x[j];
+  for (int e = 0; e < 8; ++e) s += acc[e];
+  return s;
+}
+
+// The index of the first largest d (n) that is >= 0, or -1 when every d < 0.
+std::int64_t group_argmax(const float* d, std::int64_t n) {
+  using V16i = std::int32_t __attribute__((vector_size(64)));
+  V16f best = splat16(-1.0f);
+  V16i at = V16i{} - 1, idx = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  std::int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    const V16f v = load16(d + j);
+    const auto gt = v > best;  // strict: each lane keeps its first maximum
+    best = gt ? v : best;
+    at = gt ? idx : at;
+    idx += kLanes;
+  }
+  float m = -1.0f;
+  std::int64_t mi = -1;
+  for (int e = 0; e < kLanes; ++e) {
+    if (best[e] > m || (best[e] == m && at[e] >= 0 && at[e] < mi)) m = best[e], mi = at[e];
+  }
+  for (; j < n; ++j) {
+    if (d[j] > m) m = d[j], mi = j;
+  }
+  return mi;
+}
+
+// [lo, hi] of the x (n) whose dist is >= 0 (all of them when dist is null); lo > hi
+// when there are none.
+void group_range(const float* x, const float* dist, std::int64_t n, float& lo, float& hi) {
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  V16f l = splat16(inf), h = splat16(-inf);
+  std::int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    V16f a = load16(x + j), b = a;
+    if (dist != nullptr) {
+      const auto kept = load16(dist + j) >= 0.0f;
+      a = kept ? a : splat16(inf);
+      b = kept ? b : splat16(-inf);
+    }
+    l = l < a ? l : a;
+    h = h > b ? h : b;
+  }
+  lo = inf, hi = -inf;
+  for (; j < n; ++j) {
+    if (dist == nullptr || dist[j] >= 0.0f) lo = std::min(lo, x[j]), hi = std::max(hi, x[j]);
+  }
+  for (int e = 0; e < kLanes; ++e) lo = std::min(lo, l[e]), hi = std::max(hi, h[e]);
+}
+
+// Per-group kernels for Bits-bit values and K outliers per group (compile-time, so the
+// packing loops unroll and vectorize).
+template <int Bits, int K>
+struct GroupKernels {
+  static constexpr int kPerByte = 8 / Bits;
+  static constexpr int kQmax = (1 << Bits) - 1;
+
+  // xg (n <= 64) -> group g's scale/zero, outliers and packed q in base. Returns -1 when
+  // fine, the index in the group of its first non-finite element, or -2 when the
+  // scale/zero overflow fp16.
+  static std::int64_t encode_group(const float* xg, std::int64_t n, std::uint8_t* base,
+                                   const GroupLayout& L, std::int64_t g, std::uint8_t* pk) {
+    // A double sum of at most 64 floats cannot overflow: it is finite iff every x is.
+    const double sum = group_sum(xg, n);
+    if (!std::isfinite(sum)) {
+      for (std::int64_t j = 0; j < n; ++j) {
+        if (!std::isfinite(xg[j])) return j;
+      }
+    }
+    // Outliers: the K elements farthest from the mean, ties to the lowest index; taken
+    // ones get distance -1 (below every real distance).
+    float dist[kGroup];
+    if constexpr (K > 0) {
+      const auto mean = static_cast<float>(sum / static_cast<double>(n));
+#pragma omp simd
+      for (std::int64_t j = 0; j < n; ++j) dist[j] = std::abs(xg[j] - mean);
+      for (int s = 0; s < K; ++s) {
+        const std::int64_t j = group_argmax(dist, n);
+        std::uint8_t idx = kUnusedSlot;
+        float value = 0.0f;
+        if (j >= 0) {
+          idx = static_cast<std::uint8_t>(j);
+          value = xg[j];
+          dist[j] = -1.0f;
+        }
+        base[L.indices + g * K + s] = idx;
+        std::memcpy(base + L.values + 4 * (g * K + s), &value, 4);
+      }
+    }
+    // Range of the other elements.
+    float lo, hi;
+    group_range(xg, K > 0 ? dist : nullptr, n, lo, hi);
+    if (lo > hi) lo = hi = 0.0f;  // every element is an outlier
+    const std::uint16_t zero_bits = f16_down(lo);
+    const float zero = f16_to_float(zero_bits);
+    const std::uint16_t scale_bits =
+        f16_up(float_up((static_cast<double>(hi) - static_cast<double>(zero)) / kQmax));
+    const float scale = f16_to_float(scale_bits);
+    const std::uint16_t sz[2] = {scale_bits, zero_bits};
+    std::memcpy(base + L.scales + 4 * g, sz, 4);
+    const bool overflow = !std::isfinite(zero) || !std::isfinite(scale);
+    // Quantize (outlier positions too; decode overwrites them) and pack.
+    std::uint8_t q[kGroup];
+    if (n < kGroup) std::memset(q, 0, sizeof q);
+    const float inv_ok = scale > 0.0f ? 1.0f : 0.0f;
+    const float div = scale > 0.0f ? scale : 1.0f;
+#pragma omp simd
+    for (std::int64_t j = 0; j < n; ++j) {
+      const float t = inv_ok * std::nearbyint((xg[j] - zero) / div);
+      const float c = t < 0.0f ? 0.0f : (t > kQmax ? static_cast<float>(kQmax) : t);
+      q[j] = static_cast<std::uint8_t>(c);
+    }
+    const std::int64_t nbytes = (n * Bits + 7) / 8;
+    for (std::int64_t b = 0; b < nbytes; ++b) {
+      unsigned byte = 0;
+      for (int e = 0; e < kPerByte; ++e)
+        byte |= static_cast<unsigned>(q[b * kPerByte + e]) << (Bits * e);
+      pk[b] = static_cast<std::uint8_t>(byte);
+    }
+    return overflow ? -2 : -1;
+  }
+
+  static void encode(const float* x, std::uint8_t* base, const GroupLayout& L,
+                     std::int64_t& first_bad, std::int64_t& first_overflow) {
+    std::int64_t bad_min = first_bad, overflow_min = first_overflow;
+    // x (rows, C) -> per group g: (scale, zero) fp16, K outliers, packed q
+#pragma omp parallel for schedule(static) reduction(min : bad_min, overflow_min)
+    for (std::int64_t g = 0; g < L.groups; ++g) {
+      const std::int64_t r = g / L.groups_per_row, j0 = (g % L.groups_per_row) * kGroup;
+      const std::int64_t n = std::min(kGroup, L.cols - j0);
+      std::uint8_t* pk = base + L.packed + r * L.row_bytes + j0 * Bits / 8;
+      const std::int64_t bad = encode_group(x + r * L.cols + j0, n, base, L, g, pk);
+      if (bad >= 0) bad_min = std::min(bad_min, r * L.cols + j0 + bad);
+      if (bad == -2) overflow_min = std::min(overflow_min, g);
+    }
+    first_bad = bad_min;
+    first_overflow = overflow_min;
+  }
+
+  static void decode(const std::uint8_t* base, float* y, const GroupLayout& L) {
+    // per group: (scale, zero), packed q, outliers -> y (rows, C)
+#pragma omp parallel for schedule(static)
+    for (std::int64_t g = 0; g < L.groups; ++g) {
+      const std::int64_t r = g / L.groups_per_row, j0 = (g % L.groups_per_row) * kGroup;
+      const std::int64_t n = std::min(kGroup, L.cols - j0);
+      std::uint16_t sz[2];
+      std::memcpy(sz, base + L.scales + 4 * g, 4);
+      const float scale = f16_to_float(sz[0]), zero = f16_to_float(sz[1]);
+      const std::uint8_t* pk = base + L.packed + r * L.row_bytes + j0 * Bits / 8;
+      float* yg = y + r * L.cols + j0;
+      std::uint8_t q[kGroup];
+      const std::int64_t nbytes = (n * Bits + 7) / 8;
+      for (std::int64_t b = 0; b < nbytes; ++b) {
+        for (int e = 0; e < kPerByte; ++e) {
+          q[b * kPerByte + e] = static_cast<std::uint8_t>((pk[b] >> (Bits * e)) & kQmax);
+        }
+      }
+#pragma omp simd
+      for (std::int64_t j = 0; j < n; ++j) yg[j] = zero + static_cast<float>(q[j]) * scale;
+      for (int s = 0; s < K; ++s) {
+        const std::uint8_t idx = base[L.indices + g * K + s];
+        if (idx != kUnusedSlot) std::memcpy(&yg[idx], base + L.values + 4 * (g * K + s), 4);
+      }
+    }
+  }
+};
+
+template <int Bits, int K>
 class GroupCodec final : public Codec {
  public:
-  GroupCodec(std::string name, int bits, int k) : name_(std::move(name)), bits_(bits), k_(k) {}
+  explicit GroupCodec(std::string name) : name_(std::move(name)) {}
 
   std::string_view name() const override { return name_; }
-  std::size_t encoded_bytes(const Shape& shape) const override { return layout(shape).total; }
+  std::size_t encoded_bytes(const Shape& shape) const override {
+    return group_layout(shape, Bits, K).total;
+  }
 
   Tensor encode(Context& ctx, const Tensor& in) const override {
     ops::require(in.defined() && in.dtype() == DType::f32, name(),
                  "input must be f32 but is " + (in.defined() ? in.describe() : "missing"));
-    const GroupLayout L = layout(in.shape());
+    const GroupLayout L = group_layout(in.shape(), Bits, K);
     Tensor out = Tensor::empty(ctx.allocator(), {static_cast<std::int64_t>(L.total)}, DType::uint8,
                                MemCategory::compressed, in.name() + "." + name_);
     auto* base = static_cast<std::uint8_t*>(out.raw());
-    write_header(base, params(), L.cols);
+    write_header(base, kParams, L.cols);
     const float* x = in.data<float>();
     constexpr std::int64_t none = std::numeric_limits<std::int64_t>::max();
     std::int64_t first_bad = none, first_overflow = none;
-    // x (rows, C) -> per group g: (scale, zero) fp16, k outliers, packed q
-#pragma omp parallel for schedule(static) reduction(min : first_bad, first_overflow)
-    for (std::int64_t g = 0; g < L.groups; ++g) {
-      const std::int64_t r = g / L.groups_per_row, j0 = (g % L.groups_per_row) * kGroup;
-      const std::int64_t n = std::min(kGroup, L.cols - j0);
-      const float* xg = x + r * L.cols + j0;
-      const std::int64_t bad = encode_group(xg, n, base, L, g, r, j0);
-      if (bad >= 0) first_bad = std::min(first_bad, r * L.cols + j0 + bad);
-      if (bad == -2) first_overflow = std::min(first_overflow, g);
-    }
+    GroupKernels<Bits, K>::encode(x, base, L, first_bad, first_overflow);
     if (first_bad != none) {
       ops::fail(name(), "cannot encode non-finite element " + std::to_string(first_bad) +
                             " (= " + std::to_string(x[first_bad]) + ") of " + in.describe());
@@ -238,135 +466,16 @@ class GroupCodec final : public Codec {
                  name(),
                  "cannot decode " + (encoded.defined() ? encoded.describe() : "missing") +
                      " into " + (out.defined() ? out.describe() : "missing"));
-    const GroupLayout L = layout(out.shape());
+    const GroupLayout L = group_layout(out.shape(), Bits, K);
     const auto* base = static_cast<const std::uint8_t*>(encoded.raw());
-    check_header(name(), base, params(), L.cols);
-    float* y = out.data<float>();
-    const int qmax = (1 << bits_) - 1;
-    // per group: (scale, zero), packed q, outliers -> y (rows, C)
-#pragma omp parallel for schedule(static)
-    for (std::int64_t g = 0; g < L.groups; ++g) {
-      const std::int64_t r = g / L.groups_per_row, j0 = (g % L.groups_per_row) * kGroup;
-      const std::int64_t n = std::min(kGroup, L.cols - j0);
-      std::uint16_t sz[2];
-      std::memcpy(sz, base + L.scales + 4 * g, 4);
-      const float scale = static_cast<float>(h_from_bits(sz[0]));
-      const float zero = static_cast<float>(h_from_bits(sz[1]));
-      const std::uint8_t* pk = base + L.packed + r * L.row_bytes + j0 * bits_ / 8;
-      float* yg = y + r * L.cols + j0;
-      const int per_byte = 8 / bits_;
-#pragma omp simd
-      for (std::int64_t j = 0; j < n; ++j) {
-        const int q = (pk[j / per_byte] >> (bits_ * (j % per_byte))) & qmax;
-        yg[j] = zero + static_cast<float>(q) * scale;
-      }
-      for (int s = 0; s < k_; ++s) {
-        const std::uint8_t idx = base[L.indices + g * k_ + s];
-        if (idx != kUnusedSlot) std::memcpy(&yg[idx], base + L.values + 4 * (g * k_ + s), 4);
-      }
-    }
+    check_header(name(), base, kParams, L.cols);
+    GroupKernels<Bits, K>::decode(base, out.data<float>(), L);
   }
 
  private:
-  std::uint32_t params() const {
-    return static_cast<std::uint32_t>(bits_) | (static_cast<std::uint32_t>(k_) << 8);
-  }
-
-  GroupLayout layout(const Shape& shape) const {
-    GroupLayout L{};
-    const RowsCols rc = rows_cols(shape);
-    L.rows = rc.rows;
-    L.cols = rc.cols;
-    L.groups_per_row = (rc.cols + kGroup - 1) / kGroup;
-    L.groups = L.rows * L.groups_per_row;
-    L.row_bytes = (rc.cols * bits_ + 7) / 8;
-    const auto ng = static_cast<std::size_t>(L.groups);
-    L.scales = kHeaderBytes;
-    L.values = L.scales + 4 * ng;
-    L.indices = L.values + 4 * ng * k_;
-    L.packed = L.indices + ng * k_;
-    L.total = L.packed + static_cast<std::size_t>(L.rows * L.row_bytes);
-    return L;
-  }
-
-  // xg (n <= 64) -> group g's fields in base. Returns -1 when fine, the index in the
-  // group of its first non-finite element, or -2 when scale/zero overflow fp16.
-  std::int64_t encode_group(const float* xg, std::int64_t n, std::uint8_t* base,
-                            const GroupLayout& L, std::int64_t g, std::int64_t r,
-                            std::int64_t j0) const {
-    bool finite = true;
-    double sum = 0.0;
-#pragma omp simd reduction(&& : finite) reduction(+ : sum)
-    for (std::int64_t j = 0; j < n; ++j) {
-      finite = finite && std::abs(xg[j]) <= std::numeric_limits<float>::max();
-      sum += xg[j];
-    }
-    if (!finite) {
-      for (std::int64_t j = 0; j < n; ++j) {
-        if (!std::isfinite(xg[j])) return j;
-      }
-    }
-    // Outliers: the k elements farthest from the mean, ties to the lowest index.
-    const auto mean = static_cast<float>(sum / static_cast<double>(n));
-    float dist[kGroup];
-#pragma omp simd
-    for (std::int64_t j = 0; j < n; ++j) dist[j] = std::abs(xg[j] - mean);
-    for (int s = 0; s < k_; ++s) {
-      std::uint8_t idx = kUnusedSlot;
-      float value = 0.0f, best = -1.0f;
-      for (std::int64_t j = 0; j < n; ++j) {
-        if (dist[j] > best) {
-          best = dist[j];
-          idx = static_cast<std::uint8_t>(j);
-        }
-      }
-      if (idx != kUnusedSlot) {
-        value = xg[idx];
-        dist[idx] = -2.0f;  // taken: below every distance and below `best`'s start
-      }
-      base[L.indices + g * k_ + s] = idx;
-      std::memcpy(base + L.values + 4 * (g * k_ + s), &value, 4);
-    }
-    // Range of the other elements (dist < 0 marks the outliers).
-    float lo = std::numeric_limits<float>::infinity(), hi = -lo;
-#pragma omp simd reduction(min : lo) reduction(max : hi)
-    for (std::int64_t j = 0; j < n; ++j) {
-      const bool kept = k_ == 0 || dist[j] >= 0.0f;
-      lo = std::min(lo, kept ? xg[j] : lo);
-      hi = std::max(hi, kept ? xg[j] : hi);
-    }
-    if (lo > hi) lo = hi = 0.0f;  // every element is an outlier
-    const int qmax = (1 << bits_) - 1;
-    const _Float16 zero_h = f16_round_down(lo);
-    const _Float16 scale_h =
-        f16_round_up((static_cast<double>(hi) - static_cast<double>(zero_h)) / qmax);
-    const std::uint16_t sz[2] = {h_bits(scale_h), h_bits(zero_h)};
-    std::memcpy(base + L.scales + 4 * g, sz, 4);
-    const float zero = static_cast<float>(zero_h), scale = static_cast<float>(scale_h);
-    const bool overflow = !std::isfinite(zero) || !std::isfinite(scale);
-    // Quantize and pack (outlier positions are quantized too; decode overwrites them).
-    std::uint8_t q[kGroup];
-#pragma omp simd
-    for (std::int64_t j = 0; j < n; ++j) {
-      const float t = scale > 0.0f ? std::floor((xg[j] - zero) / scale + 0.5f) : 0.0f;
-      q[j] = static_cast<std::uint8_t>(std::clamp(t, 0.0f, static_cast<float>(qmax)));
-    }
-    std::uint8_t* pk = base + L.packed + r * L.row_bytes + j0 * bits_ / 8;
-    const int per_byte = 8 / bits_;
-    const std::int64_t nbytes = (n * bits_ + 7) / 8;
-    for (std::int64_t b = 0; b < nbytes; ++b) {
-      std::uint8_t byte = 0;
-      for (int e = 0; e < per_byte; ++e) {
-        const std::int64_t j = b * per_byte + e;
-        if (j < n) byte = static_cast<std::uint8_t>(byte | (q[j] << (bits_ * e)));
-      }
-      pk[b] = byte;
-    }
-    return overflow ? -2 : -1;
-  }
-
+  static constexpr std::uint32_t kParams =
+      static_cast<std::uint32_t>(Bits) | (static_cast<std::uint32_t>(K) << 8);
   std::string name_;
-  int bits_, k_;
 };
 
 }  // namespace
@@ -374,10 +483,10 @@ class GroupCodec final : public Codec {
 std::vector<std::unique_ptr<Codec>> int_codecs() {
   std::vector<std::unique_ptr<Codec>> codecs;
   codecs.push_back(std::make_unique<Int8ChannelCodec>());
-  codecs.push_back(std::make_unique<GroupCodec>("int8-g64", 8, 0));
-  codecs.push_back(std::make_unique<GroupCodec>("int4-g64", 4, 2));
-  codecs.push_back(std::make_unique<GroupCodec>("int4-g64-naive", 4, 0));
-  codecs.push_back(std::make_unique<GroupCodec>("int2-g64", 2, 4));
+  codecs.push_back(std::make_unique<GroupCodec<8, 0>>("int8-g64"));
+  codecs.push_back(std::make_unique<GroupCodec<4, 2>>("int4-g64"));
+  codecs.push_back(std::make_unique<GroupCodec<4, 0>>("int4-g64-naive"));
+  codecs.push_back(std::make_unique<GroupCodec<2, 4>>("int2-g64"));
   return codecs;
 }
 
