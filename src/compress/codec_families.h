@@ -10,5 +10,7 @@ namespace adacc::compress {
 
 // bf16 (float_codecs.cpp).
 std::vector<std::unique_ptr<Codec>> float_codecs();
+// int8-channel, int8-g64, int4-g64, int4-g64-naive, int2-g64 (int_codecs.cpp).
+std::vector<std::unique_ptr<Codec>> int_codecs();
 
 }  // namespace adacc::compress

@@ -1,0 +1,493 @@
+// Integer codecs: an f32 tensor, viewed as (rows R, C) with C its last dimension (a 0-d
+// tensor is (1,1)), quantized to int8 / int4 / int2. These are the paper's lossy codecs:
+// per-channel symmetric int8, and asymmetric per-group (64 consecutive elements of a row;
+// a row's last group may be shorter) int8 / int4 / int2, the low-bit ones with the k
+// elements farthest from their group's mean extracted first into an exact sparse list,
+// so that a few outliers do not stretch the scale of the whole group.
+//
+// Formats (all little-endian; header = 16 bytes: u32 magic "ADIC", u32 params
+// (bits | k << 8 | symmetric << 16), u32 C (low 32 bits), u32 0):
+//   int8-channel:  header | f32 scale[C] | int8 q[R*C]                  -> 16 + 4C + RC
+//     scale_c = max_r |x_rc| / 127, q = round(x / scale_c) (0 where scale_c = 0),
+//     x' = q * scale_c; |x - x'| <= scale_c / 2.
+//   int8-g64, int4-g64[-naive], int2-g64 (bits b, k outliers per group, G = ceil(C/64)
+//   groups per row, NG = R*G groups):
+//     header | fp16 (scale, zero)[NG] | f32 outlier value[NG*k] | u8 outlier index[NG*k]
+//     | packed q, each row ceil(C*b/8) bytes (element j of a row at bit b*j, LSB first)
+//     -> 16 + 4*NG + 5*k*NG + R*ceil(C*b/8)
+//   int8-g64: b=8 k=0; int4-g64: b=4 k=2; int2-g64: b=2 k=4; int4-g64-naive: b=4 k=0.
+//   Per group: the k elements with the largest |x - mean(group)| (ties: lowest index) are
+//   stored exactly (index within the group, 0..63; 255 marks an unused slot when the group
+//   has fewer than k elements) and restored bit-exactly. Over the other elements,
+//   zero = lo rounded DOWN to fp16, scale = (hi - zero) / (2^b - 1) rounded UP to fp16,
+//   q = clamp(round((x - zero) / scale), 0, 2^b - 1) (q = 0 where scale = 0), and
+//   x' = zero + q * scale, so |x - x'| <= scale / 2 (the fp16 scale, which covers the
+//   fp16 rounding of zero and scale) up to f32 rounding.
+// Non-finite inputs: encode throws InvalidArgument naming the first (lowest flat index)
+// NaN or inf element. A group whose zero or scale overflows fp16 (|values| > ~65504)
+// also throws InvalidArgument naming the group. No stochastic rounding (not implemented).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include "adacc/compress/codec.h"
+#include "adacc/ops/op_checks.h"
+#include "codec_families.h"
+
+#include <omp.h>
+
+#ifdef __F16C__
+#include <immintrin.h>
+#endif
+
+namespace adacc::compress {
+
+namespace {
+
+constexpr std::uint32_t kMagic = 0x43494441u;  // "ADIC"
+constexpr std::size_t kHeaderBytes = 16;
+constexpr std::int64_t kGroup = 64;
+constexpr std::uint8_t kUnusedSlot = 255;
+
+// (rows, C) of an f32 tensor of this shape: C is the last dimension.
+struct RowsCols {
+  std::int64_t rows, cols;
+};
+RowsCols rows_cols(const Shape& shape) {
+  if (shape.empty()) return {1, 1};
+  const std::int64_t c = shape.back();
+  return {c == 0 ? 0 : shape_numel(shape) / c, c};
+}
+
+void write_header(std::uint8_t* p, std::uint32_t params, std::int64_t cols) {
+  const std::uint32_t h[4] = {kMagic, params, static_cast<std::uint32_t>(cols), 0};
+  std::memcpy(p, h, kHeaderBytes);
+}
+
+void check_header(std::string_view name, const std::uint8_t* p, std::uint32_t params,
+                  std::int64_t cols) {
+  std::uint32_t h[4];
+  std::memcpy(h, p, kHeaderBytes);
+  ops::require(h[0] == kMagic && h[1] == params && h[2] == static_cast<std::uint32_t>(cols), name,
+               "encoded header does not match this codec and shape");
+}
+
+// fp16 bits: round down / up (directed, so the group's range stays inside
+// [zero, zero + qmax * scale]) and back to f32. F16C does it in hardware; otherwise
+// _Float16's round-to-nearest is stepped one fp16 ulp when it lands on the wrong side.
+#ifdef __F16C__
+std::uint16_t f16_down(float x) {
+  return _cvtss_sh(x, _MM_FROUND_TO_NEG_INF);
+}
+std::uint16_t f16_up(float x) {
+  return _cvtss_sh(x, _MM_FROUND_TO_POS_INF);
+}
+float f16_to_float(std::uint16_t u) {
+  return _cvtsh_ss(u);
+}
+#else
+std::uint16_t f16_down(float x) {
+  const auto h = static_cast<_Float16>(x);
+  std::uint16_t u;
+  std::memcpy(&u, &h, 2);
+  if (static_cast<float>(h) <= x || std::isnan(x)) return u;
+  if ((u & 0x7FFFu) == 0) return 0x8001u;  // +-0 -> -smallest subnormal
+  return static_cast<std::uint16_t>((u & 0x8000u) ? u + 1 : u - 1);
+}
+std::uint16_t f16_up(float x) {
+  return f16_down(-x) ^ 0x8000u;
+}
+float f16_to_float(std::uint16_t u) {
+  _Float16 h;
+  std::memcpy(&h, &u, 2);
+  return static_cast<float>(h);
+}
+#endif
+// The smallest float >= d.
+float float_up(double d) {
+  const auto f = static_cast<float>(d);
+  return static_cast<double>(f) < d ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
+}
+
+// ---------------------------------------------------------------- int8 per channel
+
+class Int8ChannelCodec final : public Codec {
+ public:
+  std::string_view name() const override { return "int8-channel"; }
+  std::size_t encoded_bytes(const Shape& shape) const override {
+    const RowsCols rc = rows_cols(shape);
+    return kHeaderBytes + 4 * static_cast<std::size_t>(rc.cols) +
+           static_cast<std::size_t>(rc.rows * rc.cols);
+  }
+
+  Tensor encode(Context& ctx, const Tensor& in) const override {
+    ops::require(in.defined() && in.dtype() == DType::f32, name(),
+                 "input must be f32 but is " + (in.defined() ? in.describe() : "missing"));
+    const auto [rows, cols] = rows_cols(in.shape());
+    Tensor out =
+        Tensor::empty(ctx.allocator(), {static_cast<std::int64_t>(encoded_bytes(in.shape()))},
+                      DType::uint8, MemCategory::compressed, in.name() + ".int8-channel");
+    auto* base = static_cast<std::uint8_t*>(out.raw());
+    write_header(base, kParams, cols);
+    // x (rows, C) -> scale (C), q (rows, C)
+    const float* x = in.data<float>();
+    float* scale = reinterpret_cast<float*>(base + kHeaderBytes);
+    auto* q = reinterpret_cast<std::int8_t*>(base + kHeaderBytes + 4 * cols);
+    // Column maxima: each thread owns a range of columns (whole cache lines) and sweeps
+    // all rows. x * 0 is NaN exactly for NaN and inf, so `poison` flags non-finite input.
+    float poison = 0.0f;
+#pragma omp parallel reduction(+ : poison)
+    {
+      const std::int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+      const std::int64_t per = (cols + nt * 16 - 1) / (nt * 16) * 16;
+      const std::int64_t c0 = std::min(cols, t * per), c1 = std::min(cols, c0 + per);
+      for (std::int64_t c = c0; c < c1; ++c) scale[c] = 0.0f;
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const float* xr = x + r * cols;
+#pragma omp simd reduction(+ : poison)
+        for (std::int64_t c = c0; c < c1; ++c) {
+          scale[c] = std::max(scale[c], std::abs(xr[c]));
+          poison += xr[c] * 0.0f;
+        }
+      }
+      for (std::int64_t c = c0; c < c1; ++c) scale[c] /= 127.0f;
+    }
+    if (std::isnan(poison)) {
+      std::int64_t i = 0;
+      while (std::isfinite(x[i])) ++i;
+      throw_if_non_finite(in, i);
+    }
+#pragma omp parallel for schedule(static)
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const float* xr = x + r * cols;
+      std::int8_t* qr = q + r * cols;
+#pragma omp simd
+      for (std::int64_t c = 0; c < cols; ++c) {
+        const float s = scale[c];
+        const float t = s > 0.0f ? std::nearbyint(xr[c] / s) : 0.0f;
+        qr[c] = static_cast<std::int8_t>(t < -127.0f ? -127.0f : (t > 127.0f ? 127.0f : t));
+      }
+    }
+    return out;
+  }
+
+  void decode(Context& ctx, const Tensor& encoded, Tensor& out) const override {
+    ops::require(out.defined() && out.dtype() == DType::f32 && encoded.defined() &&
+                     encoded.dtype() == DType::uint8 &&
+                     encoded.nbytes() == encoded_bytes(out.shape()),
+                 name(),
+                 "cannot decode " + (encoded.defined() ? encoded.describe() : "missing") +
+                     " into " + (out.defined() ? out.describe() : "missing"));
+    const auto [rows, cols] = rows_cols(out.shape());
+    const auto* base = static_cast<const std::uint8_t*>(encoded.raw());
+    check_header(name(), base, kParams, cols);
+    // scale (C), q (rows, C) -> y (rows, C)
+    const float* scale = reinterpret_cast<const float*>(base + kHeaderBytes);
+    const auto* q = reinterpret_cast<const std::int8_t*>(base + kHeaderBytes + 4 * cols);
+    float* y = out.data<float>();
+#pragma omp parallel for schedule(static)
+    for (std::int64_t r = 0; r < rows; ++r) {
+#pragma omp simd
+      for (std::int64_t c = 0; c < cols; ++c) {
+        y[r * cols + c] = static_cast<float>(q[r * cols + c]) * scale[c];
+      }
+    }
+  }
+
+ private:
+  static constexpr std::uint32_t kParams = 8u | (1u << 16);
+
+  [[noreturn]] void throw_if_non_finite(const Tensor& in, std::int64_t first_bad) const {
+    ops::fail(name(), "cannot encode non-finite element " + std::to_string(first_bad) + " (= " +
+                          std::to_string(in.data<float>()[first_bad]) + ") of " + in.describe());
+  }
+};
+
+// ---------------------------------------------------------------- per-group, outliers
+
+// Where each part of a per-group encoding lies.
+struct GroupLayout {
+  std::int64_t rows, cols, groups_per_row, groups, row_bytes;
+  std::size_t scales, values, indices, packed, total;
+};
+
+GroupLayout group_layout(const Shape& shape, int bits, int k) {
+  GroupLayout L{};
+  const RowsCols rc = rows_cols(shape);
+  L.rows = rc.rows;
+  L.cols = rc.cols;
+  L.groups_per_row = (rc.cols + kGroup - 1) / kGroup;
+  L.groups = L.rows * L.groups_per_row;
+  L.row_bytes = (rc.cols * bits + 7) / 8;
+  const auto ng = static_cast<std::size_t>(L.groups);
+  L.scales = kHeaderBytes;
+  L.values = L.scales + 4 * ng;
+  L.indices = L.values + 4 * ng * static_cast<std::size_t>(k);
+  L.packed = L.indices + ng * static_cast<std::size_t>(k);
+  L.total = L.packed + static_cast<std::size_t>(L.rows * L.row_bytes);
+  return L;
+}
+
+// Reductions over a group, in GCC vector types (16 floats; the compiler maps them to
+// AVX-512 or narrower registers), with a scalar tail for short groups.
+using V16f = float __attribute__((vector_size(64)));
+using V8f = float __attribute__((vector_size(32)));
+using V8d = double __attribute__((vector_size(64)));
+constexpr int kLanes = 16;
+
+V16f load16(const float* p) {
+  V16f v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+V16f splat16(float x) {
+  return V16f{} + x;
+}
+
+// sum of x (n), in double.
+double group_sum(const float* x, std::int64_t n) {
+  V8d acc{};
+  std::int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    V8f v;
+    std::memcpy(&v, x + j, sizeof v);
+    acc += __builtin_convertvector(v, V8d);
+  }
+  double s = 0.0;
+  for (; j < n; ++j) s += x[j];
+  for (int e = 0; e < 8; ++e) s += acc[e];
+  return s;
+}
+
+// The index of the first largest d (n) that is >= 0, or -1 when every d < 0.
+std::int64_t group_argmax(const float* d, std::int64_t n) {
+  using V16i = std::int32_t __attribute__((vector_size(64)));
+  V16f best = splat16(-1.0f);
+  V16i at = V16i{} - 1, idx = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  std::int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    const V16f v = load16(d + j);
+    const auto gt = v > best;  // strict: each lane keeps its first maximum
+    best = gt ? v : best;
+    at = gt ? idx : at;
+    idx += kLanes;
+  }
+  float m = -1.0f;
+  std::int64_t mi = -1;
+  for (int e = 0; e < kLanes; ++e) {
+    if (best[e] > m || (best[e] == m && at[e] >= 0 && at[e] < mi)) m = best[e], mi = at[e];
+  }
+  for (; j < n; ++j) {
+    if (d[j] > m) m = d[j], mi = j;
+  }
+  return mi;
+}
+
+// [lo, hi] of the x (n) whose dist is >= 0 (all of them when dist is null); lo > hi
+// when there are none.
+void group_range(const float* x, const float* dist, std::int64_t n, float& lo, float& hi) {
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  V16f l = splat16(inf), h = splat16(-inf);
+  std::int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    V16f a = load16(x + j), b = a;
+    if (dist != nullptr) {
+      const auto kept = load16(dist + j) >= 0.0f;
+      a = kept ? a : splat16(inf);
+      b = kept ? b : splat16(-inf);
+    }
+    l = l < a ? l : a;
+    h = h > b ? h : b;
+  }
+  lo = inf, hi = -inf;
+  for (; j < n; ++j) {
+    if (dist == nullptr || dist[j] >= 0.0f) lo = std::min(lo, x[j]), hi = std::max(hi, x[j]);
+  }
+  for (int e = 0; e < kLanes; ++e) lo = std::min(lo, l[e]), hi = std::max(hi, h[e]);
+}
+
+// Per-group kernels for Bits-bit values and K outliers per group (compile-time, so the
+// packing loops unroll and vectorize).
+template <int Bits, int K>
+struct GroupKernels {
+  static constexpr int kPerByte = 8 / Bits;
+  static constexpr int kQmax = (1 << Bits) - 1;
+
+  // xg (n <= 64) -> group g's scale/zero, outliers and packed q in base. Returns -1 when
+  // fine, the index in the group of its first non-finite element, or -2 when the
+  // scale/zero overflow fp16.
+  static std::int64_t encode_group(const float* xg, std::int64_t n, std::uint8_t* base,
+                                   const GroupLayout& L, std::int64_t g, std::uint8_t* pk) {
+    // A double sum of at most 64 floats cannot overflow: it is finite iff every x is.
+    const double sum = group_sum(xg, n);
+    if (!std::isfinite(sum)) {
+      for (std::int64_t j = 0; j < n; ++j) {
+        if (!std::isfinite(xg[j])) return j;
+      }
+    }
+    // Outliers: the K elements farthest from the mean, ties to the lowest index; taken
+    // ones get distance -1 (below every real distance).
+    float dist[kGroup];
+    if constexpr (K > 0) {
+      const auto mean = static_cast<float>(sum / static_cast<double>(n));
+#pragma omp simd
+      for (std::int64_t j = 0; j < n; ++j) dist[j] = std::abs(xg[j] - mean);
+      for (int s = 0; s < K; ++s) {
+        const std::int64_t j = group_argmax(dist, n);
+        std::uint8_t idx = kUnusedSlot;
+        float value = 0.0f;
+        if (j >= 0) {
+          idx = static_cast<std::uint8_t>(j);
+          value = xg[j];
+          dist[j] = -1.0f;
+        }
+        base[L.indices + g * K + s] = idx;
+        std::memcpy(base + L.values + 4 * (g * K + s), &value, 4);
+      }
+    }
+    // Range of the other elements.
+    float lo, hi;
+    group_range(xg, K > 0 ? dist : nullptr, n, lo, hi);
+    if (lo > hi) lo = hi = 0.0f;  // every element is an outlier
+    const std::uint16_t zero_bits = f16_down(lo);
+    const float zero = f16_to_float(zero_bits);
+    const std::uint16_t scale_bits =
+        f16_up(float_up((static_cast<double>(hi) - static_cast<double>(zero)) / kQmax));
+    const float scale = f16_to_float(scale_bits);
+    const std::uint16_t sz[2] = {scale_bits, zero_bits};
+    std::memcpy(base + L.scales + 4 * g, sz, 4);
+    const bool overflow = !std::isfinite(zero) || !std::isfinite(scale);
+    // Quantize (outlier positions too; decode overwrites them) and pack.
+    std::uint8_t q[kGroup];
+    if (n < kGroup) std::memset(q, 0, sizeof q);
+    const float inv_ok = scale > 0.0f ? 1.0f : 0.0f;
+    const float div = scale > 0.0f ? scale : 1.0f;
+#pragma omp simd
+    for (std::int64_t j = 0; j < n; ++j) {
+      const float t = inv_ok * std::nearbyint((xg[j] - zero) / div);
+      const float c = t < 0.0f ? 0.0f : (t > kQmax ? static_cast<float>(kQmax) : t);
+      q[j] = static_cast<std::uint8_t>(c);
+    }
+    const std::int64_t nbytes = (n * Bits + 7) / 8;
+    for (std::int64_t b = 0; b < nbytes; ++b) {
+      unsigned byte = 0;
+      for (int e = 0; e < kPerByte; ++e)
+        byte |= static_cast<unsigned>(q[b * kPerByte + e]) << (Bits * e);
+      pk[b] = static_cast<std::uint8_t>(byte);
+    }
+    return overflow ? -2 : -1;
+  }
+
+  static void encode(const float* x, std::uint8_t* base, const GroupLayout& L,
+                     std::int64_t& first_bad, std::int64_t& first_overflow) {
+    std::int64_t bad_min = first_bad, overflow_min = first_overflow;
+    // x (rows, C) -> per group g: (scale, zero) fp16, K outliers, packed q
+#pragma omp parallel for schedule(static) reduction(min : bad_min, overflow_min)
+    for (std::int64_t g = 0; g < L.groups; ++g) {
+      const std::int64_t r = g / L.groups_per_row, j0 = (g % L.groups_per_row) * kGroup;
+      const std::int64_t n = std::min(kGroup, L.cols - j0);
+      std::uint8_t* pk = base + L.packed + r * L.row_bytes + j0 * Bits / 8;
+      const std::int64_t bad = encode_group(x + r * L.cols + j0, n, base, L, g, pk);
+      if (bad >= 0) bad_min = std::min(bad_min, r * L.cols + j0 + bad);
+      if (bad == -2) overflow_min = std::min(overflow_min, g);
+    }
+    first_bad = bad_min;
+    first_overflow = overflow_min;
+  }
+
+  static void decode(const std::uint8_t* base, float* y, const GroupLayout& L) {
+    // per group: (scale, zero), packed q, outliers -> y (rows, C)
+#pragma omp parallel for schedule(static)
+    for (std::int64_t g = 0; g < L.groups; ++g) {
+      const std::int64_t r = g / L.groups_per_row, j0 = (g % L.groups_per_row) * kGroup;
+      const std::int64_t n = std::min(kGroup, L.cols - j0);
+      std::uint16_t sz[2];
+      std::memcpy(sz, base + L.scales + 4 * g, 4);
+      const float scale = f16_to_float(sz[0]), zero = f16_to_float(sz[1]);
+      const std::uint8_t* pk = base + L.packed + r * L.row_bytes + j0 * Bits / 8;
+      float* yg = y + r * L.cols + j0;
+      std::uint8_t q[kGroup];
+      const std::int64_t nbytes = (n * Bits + 7) / 8;
+      for (std::int64_t b = 0; b < nbytes; ++b) {
+        for (int e = 0; e < kPerByte; ++e) {
+          q[b * kPerByte + e] = static_cast<std::uint8_t>((pk[b] >> (Bits * e)) & kQmax);
+        }
+      }
+#pragma omp simd
+      for (std::int64_t j = 0; j < n; ++j) yg[j] = zero + static_cast<float>(q[j]) * scale;
+      for (int s = 0; s < K; ++s) {
+        const std::uint8_t idx = base[L.indices + g * K + s];
+        if (idx != kUnusedSlot) std::memcpy(&yg[idx], base + L.values + 4 * (g * K + s), 4);
+      }
+    }
+  }
+};
+
+template <int Bits, int K>
+class GroupCodec final : public Codec {
+ public:
+  explicit GroupCodec(std::string name) : name_(std::move(name)) {}
+
+  std::string_view name() const override { return name_; }
+  std::size_t encoded_bytes(const Shape& shape) const override {
+    return group_layout(shape, Bits, K).total;
+  }
+
+  Tensor encode(Context& ctx, const Tensor& in) const override {
+    ops::require(in.defined() && in.dtype() == DType::f32, name(),
+                 "input must be f32 but is " + (in.defined() ? in.describe() : "missing"));
+    const GroupLayout L = group_layout(in.shape(), Bits, K);
+    Tensor out = Tensor::empty(ctx.allocator(), {static_cast<std::int64_t>(L.total)}, DType::uint8,
+                               MemCategory::compressed, in.name() + "." + name_);
+    auto* base = static_cast<std::uint8_t*>(out.raw());
+    write_header(base, kParams, L.cols);
+    const float* x = in.data<float>();
+    constexpr std::int64_t none = std::numeric_limits<std::int64_t>::max();
+    std::int64_t first_bad = none, first_overflow = none;
+    GroupKernels<Bits, K>::encode(x, base, L, first_bad, first_overflow);
+    if (first_bad != none) {
+      ops::fail(name(), "cannot encode non-finite element " + std::to_string(first_bad) +
+                            " (= " + std::to_string(x[first_bad]) + ") of " + in.describe());
+    }
+    if (first_overflow != none) {
+      ops::fail(name(), "group " + std::to_string(first_overflow) + " of " + in.describe() +
+                            " has values beyond the fp16 range of its scale/zero");
+    }
+    return out;
+  }
+
+  void decode(Context& ctx, const Tensor& encoded, Tensor& out) const override {
+    ops::require(out.defined() && out.dtype() == DType::f32 && encoded.defined() &&
+                     encoded.dtype() == DType::uint8 &&
+                     encoded.nbytes() == encoded_bytes(out.shape()),
+                 name(),
+                 "cannot decode " + (encoded.defined() ? encoded.describe() : "missing") +
+                     " into " + (out.defined() ? out.describe() : "missing"));
+    const GroupLayout L = group_layout(out.shape(), Bits, K);
+    const auto* base = static_cast<const std::uint8_t*>(encoded.raw());
+    check_header(name(), base, kParams, L.cols);
+    GroupKernels<Bits, K>::decode(base, out.data<float>(), L);
+  }
+
+ private:
+  static constexpr std::uint32_t kParams =
+      static_cast<std::uint32_t>(Bits) | (static_cast<std::uint32_t>(K) << 8);
+  std::string name_;
+};
+
+}  // namespace
+
+std::vector<std::unique_ptr<Codec>> int_codecs() {
+  std::vector<std::unique_ptr<Codec>> codecs;
+  codecs.push_back(std::make_unique<Int8ChannelCodec>());
+  codecs.push_back(std::make_unique<GroupCodec<8, 0>>("int8-g64"));
+  codecs.push_back(std::make_unique<GroupCodec<4, 2>>("int4-g64"));
+  codecs.push_back(std::make_unique<GroupCodec<4, 0>>("int4-g64-naive"));
+  codecs.push_back(std::make_unique<GroupCodec<2, 4>>("int2-g64"));
+  return codecs;
+}
+
+}  // namespace adacc::compress
