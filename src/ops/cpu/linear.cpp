@@ -61,22 +61,38 @@ void column_sums(const float* __restrict dout, float* __restrict dbias, std::int
 }  // namespace
 }  // namespace cpu
 
+namespace {
+
+// The shapes of a linear layer, after checking weight (OC,IC) and inp (...,IC).
+struct LinearShape {
+  std::int64_t OC, IC, N;
+  Shape out;  // inp's shape with the last dimension OC
+};
+
+LinearShape check_linear(const char* op, const Tensor& inp, const Tensor& weight) {
+  require(weight.defined() && weight.ndim() == 2, op,
+          "weight must be (OC,IC) but is " + (weight.defined() ? weight.describe() : "missing"));
+  LinearShape s{weight.dim(0), weight.dim(1), 0, {}};
+  require_tensor(op, "weight", weight, {s.OC, s.IC});
+  require(s.OC > 0 && s.IC > 0, op, "weight " + weight.describe() + " is empty");
+  require(inp.defined() && inp.ndim() >= 1 && inp.dim(-1) == s.IC, op,
+          "inp must be (...," + std::to_string(s.IC) + ") for weight " + weight.describe() +
+              " but is " + (inp.defined() ? inp.describe() : "missing"));
+  require_tensor(op, "inp", inp, inp.shape());
+  s.out = inp.shape();
+  s.out.back() = s.OC;
+  s.N = inp.numel() / s.IC;
+  return s;
+}
+
+}  // namespace
+
 void linear_forward(Context& ctx, const Tensor& inp, const Tensor& weight, const Tensor& bias,
                     Tensor& out) {
   constexpr const char* op = "linear_forward";
-  require(weight.defined() && weight.ndim() == 2, op,
-          "weight must be (OC,IC) but is " + (weight.defined() ? weight.describe() : "missing"));
-  const std::int64_t OC = weight.dim(0);
-  const std::int64_t IC = weight.dim(1);
-  require_tensor(op, "weight", weight, {OC, IC});
-  require(OC > 0 && IC > 0, op, "weight " + weight.describe() + " is empty");
-  require(inp.defined() && inp.ndim() >= 1 && inp.dim(-1) == IC, op,
-          "inp must be (...," + std::to_string(IC) + ") for weight " + weight.describe() +
-              " but is " + (inp.defined() ? inp.describe() : "missing"));
-  require_tensor(op, "inp", inp, inp.shape());
-  Shape out_shape = inp.shape();
-  out_shape.back() = OC;
-  const std::int64_t N = inp.numel() / IC;
+  const LinearShape shape = check_linear(op, inp, weight);
+  const std::int64_t OC = shape.OC, IC = shape.IC, N = shape.N;
+  const Shape& out_shape = shape.out;
   if (bias.defined()) require_tensor(op, "bias", bias, {OC});
   require_tensor(op, "out", out, out_shape);
   require_cpu(op, {&inp, &weight, &bias, &out});
@@ -94,19 +110,9 @@ void linear_forward(Context& ctx, const Tensor& inp, const Tensor& weight, const
 void linear_backward(Context& ctx, const Tensor& dout, const Tensor& inp, const Tensor& weight,
                      Tensor& dinp, Tensor& dweight, Tensor& dbias) {
   constexpr const char* op = "linear_backward";
-  require(weight.defined() && weight.ndim() == 2, op,
-          "weight must be (OC,IC) but is " + (weight.defined() ? weight.describe() : "missing"));
-  const std::int64_t OC = weight.dim(0);
-  const std::int64_t IC = weight.dim(1);
-  require_tensor(op, "weight", weight, {OC, IC});
-  require(OC > 0 && IC > 0, op, "weight " + weight.describe() + " is empty");
-  require(inp.defined() && inp.ndim() >= 1 && inp.dim(-1) == IC, op,
-          "inp must be (...," + std::to_string(IC) + ") for weight " + weight.describe() +
-              " but is " + (inp.defined() ? inp.describe() : "missing"));
-  require_tensor(op, "inp", inp, inp.shape());
-  Shape out_shape = inp.shape();
-  out_shape.back() = OC;
-  const std::int64_t N = inp.numel() / IC;
+  const LinearShape shape = check_linear(op, inp, weight);
+  const std::int64_t OC = shape.OC, IC = shape.IC, N = shape.N;
+  const Shape& out_shape = shape.out;
   require_tensor(op, "dout", dout, out_shape);
   require_tensor(op, "dinp", dinp, inp.shape());
   require_tensor(op, "dweight", dweight, {OC, IC});
