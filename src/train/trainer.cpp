@@ -148,7 +148,7 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
     train_tokens = std::move(stream.tokens);
   }
   stream.tokens.clear();
-  BatchLoader loader(train_tokens, o.batch, o.seq, o.shuffle, o.seed);
+  BatchLoader loader(std::move(train_tokens), o.batch, o.seq, o.shuffle, o.seed);
 
   Allocator alloc(Device::cpu, budget);
   Context ctx(alloc, o.threads, o.seed);
