@@ -79,7 +79,8 @@ void add_train_command(CLI::App& app, TrainArgs& a) {
                 "Hard cap on engine memory: bytes (6GiB) or a share of the keep-everything peak "
                 "above the fixed part (30%); default: none");
   c->add_option("--policy", o.policy,
-                "Memory policy: none, full, selective, llmc, every-K, or a plan file (.json)")
+                "Memory policy: none, full, selective, llmc, every-K, compress, compress-CODEC, "
+                "or a plan file (.json)")
       ->capture_default_str();
   c->add_option("--val-fraction", o.val_fraction, "Share of the data held out for validation")
       ->capture_default_str();
@@ -202,7 +203,8 @@ void add_plan_command(CLI::App& app, PlanArgs& a) {
   c->add_option("--batch", a.batch, "Sequences per batch (B)")->capture_default_str();
   c->add_option("--seq", a.seq, "Tokens per sequence (T)")->capture_default_str();
   c->add_option("--policy", a.policy,
-                "none, full, selective, llmc, every-K, or a plan file (.json)")
+                "none, full, selective, llmc, every-K, compress, compress-CODEC, or a plan file "
+                "(.json)")
       ->capture_default_str();
   c->add_option("--budget", a.budget, "Check the plan against this budget (6GiB or 30%)");
   c->add_option("--threads", a.threads, "Threads the step would use (0: all cores)")

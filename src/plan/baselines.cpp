@@ -6,8 +6,10 @@
 // the blocks (layer -1) read from a block must stay kept for per-block checkpointing.
 #include "adacc/plan/baselines.h"
 
+#include <algorithm>
 #include <charconv>
 
+#include "adacc/compress/codec.h"
 #include "adacc/core/error.h"
 
 namespace adacc::plan {
@@ -96,8 +98,34 @@ Plan every_k_plan(const StepGraph& graph, int k) {
   return checkpoint_blocks(graph, k, "every-" + std::to_string(k));
 }
 
+Plan compress_plan(const StepGraph& graph, std::string_view codec) {
+  const std::vector<std::string> known = compress::codec_names();
+  if (std::find(known.begin(), known.end(), codec) == known.end()) {
+    std::string list;
+    for (const std::string& n : known) list += (list.empty() ? "" : ", ") + n;
+    throw InvalidArgument("[plan] compress: unknown codec '" + std::string(codec) +
+                          "'; known: " + list);
+  }
+  Plan plan = runtime::keep_all_plan(graph);
+  plan.planner = "compress-" + std::string(codec);
+  for (std::size_t i = 0; i < graph.tensors().size(); ++i) {
+    const auto id = static_cast<TensorId>(i);
+    const TensorInfo& t = graph.tensor(id);
+    if (t.kind == TensorKind::activation && t.dtype == DType::f32 && runtime::is_saved(graph, id) &&
+        runtime::is_recomputable(graph, id)) {
+      plan.decisions[i] = {Policy::compress, std::string(codec)};
+    }
+  }
+  return plan;
+}
+
 Plan baseline_plan(const StepGraph& graph, std::string_view name) {
   if (name == "none") return none_plan(graph);
+  if (name == "compress") return compress_plan(graph, "int8-g64");
+  constexpr std::string_view compress = "compress-";
+  if (name.substr(0, compress.size()) == compress) {
+    return compress_plan(graph, name.substr(compress.size()));
+  }
   if (name == "full") return full_plan(graph);
   if (name == "selective") return selective_plan(graph);
   if (name == "llmc") return llmc_plan(graph);
@@ -119,7 +147,7 @@ Plan baseline_plan(const StepGraph& graph, std::string_view name) {
 }
 
 std::vector<std::string> baseline_names() {
-  return {"none", "full", "selective", "llmc", "every-<k>"};
+  return {"none", "full", "selective", "llmc", "every-<k>", "compress", "compress-<codec>"};
 }
 
 }  // namespace adacc::plan

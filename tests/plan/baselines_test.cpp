@@ -192,7 +192,8 @@ TEST(Baselines, UnknownNamesListTheKnownOnes) {
   }
   EXPECT_THROW(every_k_plan(graph, 0), InvalidArgument);
   EXPECT_EQ(baseline_names(),
-            (std::vector<std::string>{"none", "full", "selective", "llmc", "every-<k>"}));
+            (std::vector<std::string>{"none", "full", "selective", "llmc", "every-<k>", "compress",
+                                      "compress-<codec>"}));
 }
 
 TEST(Baselines, DeepModelsValidate) {

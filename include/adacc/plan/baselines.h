@@ -35,12 +35,20 @@ runtime::Plan llmc_plan(const model::StepGraph& graph);
 // every-1 is full. Throws InvalidArgument unless k >= 1.
 runtime::Plan every_k_plan(const model::StepGraph& graph, int k);
 
-// The baseline with this name: "none", "full", "selective", "llmc" or "every-<k>"
-// (e.g. "every-2"). Throws InvalidArgument listing the names otherwise.
+// "compress-<codec>": ActNN / GACT-style activation compression without recompute. Every
+// saved f32 activation that could be recomputed (runtime::is_saved and
+// runtime::is_recomputable) is compressed with `codec`; everything else is kept (the loss
+// gradient, which the fused loss makes in its forward, the int32 inputs). Throws
+// InvalidArgument listing compress::codec_names() for an unknown codec.
+runtime::Plan compress_plan(const model::StepGraph& graph, std::string_view codec);
+
+// The baseline with this name: "none", "full", "selective", "llmc", "every-<k>"
+// (e.g. "every-2"), "compress" (compress_plan with "int8-g64") or "compress-<codec>"
+// (e.g. "compress-bf16"). Throws InvalidArgument listing the names otherwise.
 runtime::Plan baseline_plan(const model::StepGraph& graph, std::string_view name);
 
 // The names baseline_plan accepts, for help texts: {"none", "full", "selective", "llmc",
-// "every-<k>"}.
+// "every-<k>", "compress", "compress-<codec>"}.
 std::vector<std::string> baseline_names();
 
 }  // namespace adacc::plan
