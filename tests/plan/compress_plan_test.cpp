@@ -46,7 +46,11 @@ class CompressPlanTest : public ::testing::TestWithParam<ops::AttentionKind> {
       for (const std::string& s : std::initializer_list<std::string>{
                "ln1.out", "ln1.mean", "ln1.rstd", "qkv.out", "attn.out", stats, "res1.out",
                "ln2.out", "ln2.mean", "ln2.rstd", "fc.out", "gelu.out", "res2.out"}) {
-        out.insert("h" + std::to_string(l) + "." + s);
+        std::string name = "h";  // built piecewise: GCC 12 warns (-Wrestrict) on "h" + ...
+        name += std::to_string(l);
+        name += ".";
+        name += s;
+        out.insert(std::move(name));
       }
     }
     return out;
