@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include "adacc/compress/codec.h"
@@ -94,17 +95,23 @@ void encode_fp8(const float* x, float scale, std::uint8_t* out, std::int64_t n) 
   }
 }
 
-// in (n) E4M3 codes, scale -> y (n) f32
+// E4M3 code c -> its value times scale (c = 0x7F, 0xFF: NaN).
+float fp8_value(std::uint32_t c, float scale) {
+  const std::uint32_t e = (c >> 3) & 15u, m = c & 7u;
+  if (e == 15u && m == 7u) return std::numeric_limits<float>::quiet_NaN();
+  const float v = e == 0u
+                      ? std::ldexp(static_cast<float>(m), -9)
+                      : std::ldexp(1.0f + static_cast<float>(m) / 8.0f, static_cast<int>(e) - 7);
+  return ((c & 0x80u) ? -v : v) * scale;
+}
+
+// in (n) E4M3 codes, scale -> y (n) f32. Through a table of the 256 scaled values (the
+// loop vectorizes as a gather; bit arithmetic on the codes does not).
 void decode_fp8(const std::uint8_t* in, float scale, float* y, std::int64_t n) {
+  float table[256];
+  for (std::uint32_t c = 0; c < 256; ++c) table[c] = fp8_value(c, scale);
 #pragma omp parallel for simd schedule(static)
-  for (std::int64_t i = 0; i < n; ++i) {
-    const std::uint32_t c = in[i], e = (c >> 3) & 15u, m = c & 7u;
-    const std::uint32_t normal = e == 15u && m == 7u ? 0x7FC00000u : ((e + 120u) << 23) | (m << 20);
-    float v;
-    std::memcpy(&v, &normal, 4);
-    v = e == 0u ? static_cast<float>(m) * 0.001953125f : v;  // subnormal: m * 2^-9
-    y[i] = ((c & 0x80u) ? -v : v) * scale;
-  }
+  for (std::int64_t i = 0; i < n; ++i) y[i] = table[in[i]];
 }
 
 class Fp8E4m3Codec final : public Codec {
