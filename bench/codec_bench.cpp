@@ -1,7 +1,7 @@
 // Encode and decode throughput of every registered codec on fp32 tensors of 16 and 64 MiB
-// (normal data, shape (rows, 768)), side by side with memcpy of the same tensor in the
-// same run. Rates are GB/s of fp32 input; the "x_memcpy" counters are the codec's rate
-// divided by memcpy's.
+// (normal data, shape (rows, 768); for softmax-u8 causal attention probabilities, shape
+// (1, H, 1024, 1024)), side by side with memcpy of the same tensor in the same run. Rates
+// are GB/s of fp32 input; the "x_memcpy" counters are the codec's rate divided by memcpy's.
 //
 //   build/release/bench/codec_bench --benchmark_repetitions=3 --benchmark_report_aggregates_only
 #include <benchmark/benchmark.h>
@@ -30,6 +30,23 @@ Tensor normal_tensor(Allocator& alloc, std::int64_t mib) {
   return t;
 }
 
+// Causal probabilities (1, H, T, T) of mib MiB: row i holds uniform / (i + 1) for j <= i,
+// zeros above the diagonal.
+Tensor softmax_tensor(Allocator& alloc, std::int64_t mib) {
+  constexpr std::int64_t t = 1024;
+  const std::int64_t h = mib * (1 << 20) / 4 / (t * t);
+  Tensor x = Tensor::empty(alloc, {1, h, t, t}, DType::f32, MemCategory::activations, "att");
+  Rng rng(1);
+  float* p = x.data<float>();
+  for (std::int64_t r = 0; r < h * t; ++r) {
+    const std::int64_t i = r % t;
+    for (std::int64_t j = 0; j < t; ++j) {
+      p[r * t + j] = j <= i ? rng.uniform() / static_cast<float>(i + 1) : 0.0f;
+    }
+  }
+  return x;
+}
+
 double gbps(std::size_t bytes, double seconds) { return static_cast<double>(bytes) / seconds / 1e9; }
 
 // Times memcpy, encode and decode of one tensor (median of 5 each, after a warm-up).
@@ -37,7 +54,7 @@ void BM_Codec(benchmark::State& state, std::string codec_name, std::int64_t mib)
   Allocator alloc;
   Context ctx(alloc, 0, 1);
   const compress::Codec& codec = compress::codec_by_name(codec_name);
-  Tensor x = normal_tensor(alloc, mib);
+  Tensor x = codec_name == "softmax-u8" ? softmax_tensor(alloc, mib) : normal_tensor(alloc, mib);
   Tensor y = Tensor::empty(alloc, x.shape(), DType::f32, MemCategory::workspace, "y");
   auto median_of = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());

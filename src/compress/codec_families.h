@@ -8,9 +8,11 @@
 
 namespace adacc::compress {
 
-// bf16 (float_codecs.cpp).
+// bf16, fp8-e4m3 (float_codecs.cpp).
 std::vector<std::unique_ptr<Codec>> float_codecs();
 // int8-channel, int8-g64, int4-g64, int4-g64-naive, int2-g64 (int_codecs.cpp).
 std::vector<std::unique_ptr<Codec>> int_codecs();
+// softmax-u8 (softmax_codec.cpp).
+std::vector<std::unique_ptr<Codec>> softmax_codecs();
 
 }  // namespace adacc::compress

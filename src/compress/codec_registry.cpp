@@ -13,7 +13,7 @@ namespace {
 const std::vector<std::unique_ptr<Codec>>& registry() {
   static const std::vector<std::unique_ptr<Codec>> codecs = [] {
     std::vector<std::unique_ptr<Codec>> all;
-    for (auto* family : {&float_codecs, &int_codecs}) {
+    for (auto* family : {&float_codecs, &int_codecs, &softmax_codecs}) {
       for (auto& codec : family()) all.push_back(std::move(codec));
     }
     return all;

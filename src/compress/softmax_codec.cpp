@@ -1,0 +1,137 @@
+// The softmax codec: attention probabilities (B,H,T,T) after a causal softmax are zero
+// above the diagonal and lie in [0,1] below it, so softmax-u8 stores only the lower
+// triangle (j <= i) of each (T,T) matrix, each probability as one byte: under a quarter
+// of the f32 tensor's bytes for large T (B*H*T*(T+1)/2 of 4*B*H*T*T).
+//
+// Format (little-endian): header = 16 bytes (u32 magic "ADSM", u32 8 (bits), u32 T (low 32
+// bits), u32 0) | u8 q[M * T*(T+1)/2] -> 16 + M*T*(T+1)/2 bytes, where M is the product of
+// the leading dimensions (B*H for (B,H,T,T)); matrix m's row i starts at
+// m*T*(T+1)/2 + i*(i+1)/2 and holds its i+1 elements j = 0..i.
+//   q = round(p * 255) (nearest even), p' = q / 255, so |p - p'| <= 1/510 (up to f32
+//   rounding). Decode writes exact zeros above the diagonal.
+// Errors (InvalidArgument): a shape of rank < 2 or whose last two dimensions differ; a
+// stored element (j <= i) that is NaN or outside [0,1] (the first, lowest flat index, is
+// named). The upper triangle is not read (the causal softmax writes zeros there).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include "adacc/compress/codec.h"
+#include "adacc/ops/op_checks.h"
+#include "codec_families.h"
+
+namespace adacc::compress {
+
+namespace {
+
+constexpr std::uint32_t kMagic = 0x4D534441u;  // "ADSM"
+constexpr std::size_t kHeaderBytes = 16;
+constexpr std::uint32_t kBits = 8;
+
+// (M matrices, T) of a (..., T, T) shape; throws unless it has that form.
+struct Matrices {
+  std::int64_t count, t;
+};
+Matrices matrices(std::string_view name, const Shape& shape) {
+  ops::require(shape.size() >= 2 && shape[shape.size() - 1] == shape[shape.size() - 2], name,
+               "expects (B,H,T,T) attention probabilities (last two dimensions equal) but got " +
+                   shape_str(shape));
+  const std::int64_t t = shape.back();
+  return {t == 0 ? 0 : shape_numel(shape) / (t * t), t};
+}
+
+std::int64_t triangle(std::int64_t t) {
+  return t * (t + 1) / 2;
+}
+
+class SoftmaxU8Codec final : public Codec {
+ public:
+  std::string_view name() const override { return "softmax-u8"; }
+  std::size_t encoded_bytes(const Shape& shape) const override {
+    const Matrices mt = matrices(name(), shape);
+    return kHeaderBytes + static_cast<std::size_t>(mt.count * triangle(mt.t));
+  }
+
+  Tensor encode(Context& ctx, const Tensor& in) const override {
+    ops::require(in.defined() && in.dtype() == DType::f32, name(),
+                 "input must be f32 but is " + (in.defined() ? in.describe() : "missing"));
+    const auto [count, t] = matrices(name(), in.shape());
+    Tensor out =
+        Tensor::empty(ctx.allocator(), {static_cast<std::int64_t>(encoded_bytes(in.shape()))},
+                      DType::uint8, MemCategory::compressed, in.name() + ".softmax-u8");
+    auto* base = static_cast<std::uint8_t*>(out.raw());
+    const std::uint32_t h[4] = {kMagic, kBits, static_cast<std::uint32_t>(t), 0};
+    std::memcpy(base, h, kHeaderBytes);
+    // p (M,T,T) -> q (M, T*(T+1)/2): row (m,i) keeps p[m,i,0..i]
+    const float* p = in.data<float>();
+    std::uint8_t* q = base + kHeaderBytes;
+    constexpr std::int64_t none = std::numeric_limits<std::int64_t>::max();
+    std::int64_t first_bad = none;
+#pragma omp parallel for schedule(static) reduction(min : first_bad)
+    for (std::int64_t r = 0; r < count * t; ++r) {
+      const std::int64_t m = r / t, i = r % t;
+      const float* pr = p + r * t;
+      std::uint8_t* qr = q + m * triangle(t) + triangle(i);
+      int bad = 0;
+#pragma omp simd reduction(+ : bad)
+      for (std::int64_t j = 0; j <= i; ++j) {
+        const float v = pr[j];
+        bad += (v >= 0.0f && v <= 1.0f) ? 0 : 1;  // NaN fails both comparisons
+        const float s = std::nearbyint(v * 255.0f);
+        qr[j] = static_cast<std::uint8_t>(s > 0.0f ? (s < 255.0f ? s : 255.0f) : 0.0f);
+      }
+      if (bad > 0) {
+        std::int64_t j = 0;
+        while (pr[j] >= 0.0f && pr[j] <= 1.0f) ++j;
+        first_bad = std::min(first_bad, r * t + j);
+      }
+    }
+    if (first_bad != none) {
+      ops::fail(name(), "cannot encode element " + std::to_string(first_bad) +
+                            " (= " + std::to_string(p[first_bad]) + ") of " + in.describe() +
+                            ": probabilities must lie in [0,1]");
+    }
+    return out;
+  }
+
+  void decode(Context& ctx, const Tensor& encoded, Tensor& out) const override {
+    ops::require(out.defined() && out.dtype() == DType::f32 && encoded.defined() &&
+                     encoded.dtype() == DType::uint8 &&
+                     encoded.nbytes() == encoded_bytes(out.shape()),
+                 name(),
+                 "cannot decode " + (encoded.defined() ? encoded.describe() : "missing") +
+                     " into " + (out.defined() ? out.describe() : "missing"));
+    const auto [count, t] = matrices(name(), out.shape());
+    const auto* base = static_cast<const std::uint8_t*>(encoded.raw());
+    std::uint32_t h[4];
+    std::memcpy(h, base, kHeaderBytes);
+    ops::require(h[0] == kMagic && h[1] == kBits && h[2] == static_cast<std::uint32_t>(t), name(),
+                 "encoded header does not match this codec and shape");
+    // q (M, T*(T+1)/2) -> y (M,T,T), zeros above the diagonal
+    const std::uint8_t* q = base + kHeaderBytes;
+    float* y = out.data<float>();
+#pragma omp parallel for schedule(static)
+    for (std::int64_t r = 0; r < count * t; ++r) {
+      const std::int64_t m = r / t, i = r % t;
+      const std::uint8_t* qr = q + m * triangle(t) + triangle(i);
+      float* yr = y + r * t;
+#pragma omp simd
+      for (std::int64_t j = 0; j <= i; ++j) yr[j] = static_cast<float>(qr[j]) / 255.0f;
+#pragma omp simd
+      for (std::int64_t j = i + 1; j < t; ++j) yr[j] = 0.0f;
+    }
+  }
+};
+
+}  // namespace
+
+std::vector<std::unique_ptr<Codec>> softmax_codecs() {
+  std::vector<std::unique_ptr<Codec>> codecs;
+  codecs.push_back(std::make_unique<SoftmaxU8Codec>());
+  return codecs;
+}
+
+}  // namespace adacc::compress
