@@ -245,7 +245,7 @@ int run_plan(const PlanArgs& a) {
               format_bytes(p.total_peak).c_str(), p.total_peak, p.where.c_str());
   std::printf("  at the peak: %s\n", category_line(p.at_peak).c_str());
   std::printf("baselines (predicted peak; step part above the fixed part):\n");
-  for (const char* name : {"none", "selective", "llmc", "full", "every-2"}) {
+  for (const char* name : {"none", "selective", "llmc", "full", "every-2", "compress"}) {
     const runtime::MemoryPrediction b =
         runtime::predict_step_memory(graph, plan::plan_for_policy(graph, name), threads, fixed);
     std::printf("  %-10s %12s  (%s)\n", name, format_bytes(b.total_peak).c_str(),
