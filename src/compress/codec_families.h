@@ -8,6 +8,10 @@
 
 namespace adacc::compress {
 
+// Throws InvalidArgument unless `encoded` is a uint8 buffer of exactly the size `codec`
+// encodes an f32 tensor of out's shape into, and `out` is that f32 tensor.
+void require_decodable(const Codec& codec, const Tensor& encoded, const Tensor& out);
+
 // bf16, fp8-e4m3 (float_codecs.cpp).
 std::vector<std::unique_ptr<Codec>> float_codecs();
 // int8-channel, int8-g64, int4-g64, int4-g64-naive, int2-g64 (int_codecs.cpp).

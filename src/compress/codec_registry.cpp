@@ -4,6 +4,7 @@
 
 #include "adacc/compress/codec.h"
 #include "adacc/core/error.h"
+#include "adacc/ops/op_checks.h"
 #include "codec_families.h"
 
 namespace adacc::compress {
@@ -22,6 +23,15 @@ const std::vector<std::unique_ptr<Codec>>& registry() {
 }
 
 }  // namespace
+
+void require_decodable(const Codec& codec, const Tensor& encoded, const Tensor& out) {
+  ops::require(out.defined() && out.dtype() == DType::f32 && encoded.defined() &&
+                   encoded.dtype() == DType::uint8 &&
+                   encoded.nbytes() == codec.encoded_bytes(out.shape()),
+               codec.name(),
+               "cannot decode " + (encoded.defined() ? encoded.describe() : "missing") + " into " +
+                   (out.defined() ? out.describe() : "missing"));
+}
 
 const Codec& codec_by_name(std::string_view name) {
   for (const auto& codec : registry()) {

@@ -64,9 +64,7 @@ class Bf16Codec final : public Codec {
     return out;
   }
   void decode(Context& ctx, const Tensor& encoded, Tensor& out) const override {
-    ops::require(out.defined() && out.dtype() == DType::f32 &&
-                     encoded.nbytes() == encoded_bytes(out.shape()),
-                 "bf16", "cannot decode " + encoded.describe() + " into " + out.describe());
+    require_decodable(*this, encoded, out);
     decode_bf16(static_cast<const std::uint16_t*>(encoded.raw()), out.data<float>(), out.numel());
   }
 };
@@ -150,12 +148,7 @@ class Fp8E4m3Codec final : public Codec {
     return out;
   }
   void decode(Context& ctx, const Tensor& encoded, Tensor& out) const override {
-    ops::require(out.defined() && out.dtype() == DType::f32 && encoded.defined() &&
-                     encoded.dtype() == DType::uint8 &&
-                     encoded.nbytes() == encoded_bytes(out.shape()),
-                 name(),
-                 "cannot decode " + (encoded.defined() ? encoded.describe() : "missing") +
-                     " into " + (out.defined() ? out.describe() : "missing"));
+    require_decodable(*this, encoded, out);
     const auto* base = static_cast<const std::uint8_t*>(encoded.raw());
     std::uint32_t magic;
     float scale;

@@ -175,12 +175,7 @@ class Int8ChannelCodec final : public Codec {
   }
 
   void decode(Context& ctx, const Tensor& encoded, Tensor& out) const override {
-    ops::require(out.defined() && out.dtype() == DType::f32 && encoded.defined() &&
-                     encoded.dtype() == DType::uint8 &&
-                     encoded.nbytes() == encoded_bytes(out.shape()),
-                 name(),
-                 "cannot decode " + (encoded.defined() ? encoded.describe() : "missing") +
-                     " into " + (out.defined() ? out.describe() : "missing"));
+    require_decodable(*this, encoded, out);
     const auto [rows, cols] = rows_cols(out.shape());
     const auto* base = static_cast<const std::uint8_t*>(encoded.raw());
     check_header(name(), base, kParams, cols);
@@ -460,12 +455,7 @@ class GroupCodec final : public Codec {
   }
 
   void decode(Context& ctx, const Tensor& encoded, Tensor& out) const override {
-    ops::require(out.defined() && out.dtype() == DType::f32 && encoded.defined() &&
-                     encoded.dtype() == DType::uint8 &&
-                     encoded.nbytes() == encoded_bytes(out.shape()),
-                 name(),
-                 "cannot decode " + (encoded.defined() ? encoded.describe() : "missing") +
-                     " into " + (out.defined() ? out.describe() : "missing"));
+    require_decodable(*this, encoded, out);
     const GroupLayout L = group_layout(out.shape(), Bits, K);
     const auto* base = static_cast<const std::uint8_t*>(encoded.raw());
     check_header(name(), base, kParams, L.cols);

@@ -98,12 +98,7 @@ class SoftmaxU8Codec final : public Codec {
   }
 
   void decode(Context& ctx, const Tensor& encoded, Tensor& out) const override {
-    ops::require(out.defined() && out.dtype() == DType::f32 && encoded.defined() &&
-                     encoded.dtype() == DType::uint8 &&
-                     encoded.nbytes() == encoded_bytes(out.shape()),
-                 name(),
-                 "cannot decode " + (encoded.defined() ? encoded.describe() : "missing") +
-                     " into " + (out.defined() ? out.describe() : "missing"));
+    require_decodable(*this, encoded, out);
     const auto [count, t] = matrices(name(), out.shape());
     const auto* base = static_cast<const std::uint8_t*>(encoded.raw());
     std::uint32_t h[4];
