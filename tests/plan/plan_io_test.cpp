@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "reference/test_util.h"
+
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -23,18 +25,7 @@ using runtime::Decision;
 using runtime::Plan;
 using runtime::Policy;
 
-template <class E>
-void expect_error(const std::function<void()>& fn, std::initializer_list<std::string> parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no exception";
-  } catch (const E& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << msg;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
-}
+using test::expect_error;
 
 void expect_same_plan(const Plan& a, const Plan& b) {
   EXPECT_EQ(a.planner, b.planner);

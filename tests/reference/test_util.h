@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -108,6 +109,20 @@ void expect_invalid(F&& f, const std::string& op, const std::string& part) {
     const std::string msg = e.what();
     EXPECT_NE(msg.find("[" + op + "]"), std::string::npos) << msg;
     EXPECT_NE(msg.find(part), std::string::npos) << msg;
+  }
+}
+
+// Runs fn expecting an exception of type E whose message contains every one of `parts`.
+template <class E>
+void expect_error(const std::function<void()>& fn, std::initializer_list<std::string> parts) {
+  try {
+    fn();
+    ADD_FAILURE() << "no exception";
+  } catch (const E& e) {
+    const std::string msg = e.what();
+    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << msg;
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "wrong exception type: " << e.what();
   }
 }
 

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "reference/test_util.h"
+
 #include <functional>
 #include <string>
 
@@ -18,19 +20,7 @@ using model::StepGraph;
 using model::TensorId;
 using model::TensorKind;
 
-// Expects `fn` to throw E with every one of `parts` in its message.
-template <class E>
-void expect_error(const std::function<void()>& fn, std::initializer_list<std::string> parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no exception";
-  } catch (const E& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << msg;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
-}
+using test::expect_error;
 
 class PlanTest : public ::testing::TestWithParam<ops::AttentionKind> {
  protected:
