@@ -1,31 +1,36 @@
 // Integer codecs: an f32 tensor, viewed as (rows R, C) with C its last dimension (a 0-d
 // tensor is (1,1)), quantized to int8 / int4 / int2. These are the paper's lossy codecs:
-// per-channel symmetric int8, and asymmetric per-group (64 consecutive elements of a row;
-// a row's last group may be shorter) int8 / int4 / int2, the low-bit ones with the k
-// elements farthest from their group's mean extracted first into an exact sparse list,
-// so that a few outliers do not stretch the scale of the whole group.
+// per-channel symmetric int8, and asymmetric per-group (S consecutive elements of a row,
+// S = 64 or 128; a row's last group may be shorter) int8 / int4 / int2, the low-bit ones
+// with the k elements farthest from their group's mean extracted first into an exact
+// sparse list, so that a few outliers do not stretch the scale of the whole group.
 //
 // Formats (all little-endian; header = 16 bytes: u32 magic "ADIC", u32 params
-// (bits | k << 8 | symmetric << 16), u32 C (low 32 bits), u32 0):
+// (bits | k << 8 | symmetric << 16 | stochastic << 17), u32 C (low 32 bits), u32 S (0 for
+// int8-channel)):
 //   int8-channel:  header | f32 scale[C] | int8 q[R*C]                  -> 16 + 4C + RC
 //     scale_c = max_r |x_rc| / 127, q = round(x / scale_c) (0 where scale_c = 0),
 //     x' = q * scale_c; |x - x'| <= scale_c / 2.
-//   int8-g64, int4-g64[-naive], int2-g64 (bits b, k outliers per group, G = ceil(C/64)
-//   groups per row, NG = R*G groups):
+//   int<b>-g<S>[-naive|-sr] (bits b, k outliers per group, G = ceil(C/S) groups per row,
+//   NG = R*G groups):
 //     header | fp16 (scale, zero)[NG] | f32 outlier value[NG*k] | u8 outlier index[NG*k]
 //     | packed q, each row ceil(C*b/8) bytes (element j of a row at bit b*j, LSB first)
 //     -> 16 + 4*NG + 5*k*NG + R*ceil(C*b/8)
-//   int8-g64: b=8 k=0; int4-g64: b=4 k=2; int2-g64: b=2 k=4; int4-g64-naive: b=4 k=0.
+//   int8-g*: b=8 k=0; int4-g*: b=4 k=2; int2-g*: b=2 k=4; int4-g64-naive: b=4 k=0.
 //   Per group: the k elements with the largest |x - mean(group)| (ties: lowest index) are
-//   stored exactly (index within the group, 0..63; 255 marks an unused slot when the group
-//   has fewer than k elements) and restored bit-exactly. Over the other elements,
+//   stored exactly (index within the group; 255 marks an unused slot when the group has
+//   fewer than k elements) and restored bit-exactly. Over the other elements,
 //   zero = lo rounded DOWN to fp16, scale = (hi - zero) / (2^b - 1) rounded UP to fp16,
 //   q = clamp(round((x - zero) / scale), 0, 2^b - 1) (q = 0 where scale = 0), and
 //   x' = zero + q * scale, so |x - x'| <= scale / 2 (the fp16 scale, which covers the
 //   fp16 rounding of zero and scale) up to f32 rounding.
+//   -sr (stochastic rounding): q = clamp(floor((x - zero) / scale + u), 0, 2^b - 1) with u
+//   in [0,1) from a hash of the element's flat index and the group's (scale, zero) bits
+//   (deterministic: the same tensor encodes to the same bytes), so E[x'] = x over u and
+//   |x - x'| < scale.
 // Non-finite inputs: encode throws InvalidArgument naming the first (lowest flat index)
 // NaN or inf element. A group whose zero or scale overflows fp16 (|values| > ~65504)
-// also throws InvalidArgument naming the group. No stochastic rounding (not implemented).
+// also throws InvalidArgument naming the group.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -49,7 +54,7 @@ namespace {
 
 constexpr std::uint32_t kMagic = 0x43494441u;  // "ADIC"
 constexpr std::size_t kHeaderBytes = 16;
-constexpr std::int64_t kGroup = 64;
+constexpr std::int64_t kMaxGroup = 128;
 constexpr std::uint8_t kUnusedSlot = 255;
 
 // (rows, C) of an f32 tensor of this shape: C is the last dimension.
@@ -62,16 +67,19 @@ RowsCols rows_cols(const Shape& shape) {
   return {c == 0 ? 0 : shape_numel(shape) / c, c};
 }
 
-void write_header(std::uint8_t* p, std::uint32_t params, std::int64_t cols) {
-  const std::uint32_t h[4] = {kMagic, params, static_cast<std::uint32_t>(cols), 0};
+void write_header(std::uint8_t* p, std::uint32_t params, std::int64_t cols,
+                  std::uint32_t group) {
+  const std::uint32_t h[4] = {kMagic, params, static_cast<std::uint32_t>(cols), group};
   std::memcpy(p, h, kHeaderBytes);
 }
 
 void check_header(std::string_view name, const std::uint8_t* p, std::uint32_t params,
-                  std::int64_t cols) {
+                  std::int64_t cols, std::uint32_t group) {
   std::uint32_t h[4];
   std::memcpy(h, p, kHeaderBytes);
-  ops::require(h[0] == kMagic && h[1] == params && h[2] == static_cast<std::uint32_t>(cols), name,
+  ops::require(h[0] == kMagic && h[1] == params && h[2] == static_cast<std::uint32_t>(cols) &&
+                   h[3] == group,
+               name,
                "encoded header does not match this codec and shape");
 }
 
@@ -131,7 +139,7 @@ class Int8ChannelCodec final : public Codec {
         Tensor::empty(ctx.allocator(), {static_cast<std::int64_t>(encoded_bytes(in.shape()))},
                       DType::uint8, MemCategory::compressed, in.name() + ".int8-channel");
     auto* base = static_cast<std::uint8_t*>(out.raw());
-    write_header(base, kParams, cols);
+    write_header(base, kParams, cols, 0);
     // x (rows, C) -> scale (C), q (rows, C)
     const float* x = in.data<float>();
     float* scale = reinterpret_cast<float*>(base + kHeaderBytes);
@@ -178,7 +186,7 @@ class Int8ChannelCodec final : public Codec {
     require_decodable(*this, encoded, out);
     const auto [rows, cols] = rows_cols(out.shape());
     const auto* base = static_cast<const std::uint8_t*>(encoded.raw());
-    check_header(name(), base, kParams, cols);
+    check_header(name(), base, kParams, cols, 0);
     // scale (C), q (rows, C) -> y (rows, C)
     const float* scale = reinterpret_cast<const float*>(base + kHeaderBytes);
     const auto* q = reinterpret_cast<const std::int8_t*>(base + kHeaderBytes + 4 * cols);
@@ -209,12 +217,12 @@ struct GroupLayout {
   std::size_t scales, values, indices, packed, total;
 };
 
-GroupLayout group_layout(const Shape& shape, int bits, int k) {
+GroupLayout group_layout(const Shape& shape, int bits, int k, std::int64_t group) {
   GroupLayout L{};
   const RowsCols rc = rows_cols(shape);
   L.rows = rc.rows;
   L.cols = rc.cols;
-  L.groups_per_row = (rc.cols + kGroup - 1) / kGroup;
+  L.groups_per_row = (rc.cols + group - 1) / group;
   L.groups = L.rows * L.groups_per_row;
   L.row_bytes = (rc.cols * bits + 7) / 8;
   const auto ng = static_cast<std::size_t>(L.groups);
@@ -304,18 +312,33 @@ void group_range(const float* x, const float* dist, std::int64_t n, float& lo, f
   for (int e = 0; e < kLanes; ++e) lo = std::min(lo, l[e]), hi = std::max(hi, h[e]);
 }
 
-// Per-group kernels for Bits-bit values and K outliers per group (compile-time, so the
-// packing loops unroll and vectorize).
-template <int Bits, int K>
+// A uniform number in [0,1) from 32 bits of a hash of (i, salt) (lowbias32).
+inline float hash_unit(std::uint32_t i, std::uint32_t salt) {
+  std::uint32_t h = i * 0x9E3779B9u ^ salt;
+  h ^= h >> 16;
+  h *= 0x7FEB352Du;
+  h ^= h >> 15;
+  h *= 0x846CA68Bu;
+  h ^= h >> 16;
+  return static_cast<float>(h >> 8) * 0x1.0p-24f;
+}
+
+// Per-group kernels for Bits-bit values, K outliers per group, groups of Group elements
+// and round-to-nearest or stochastic rounding (compile-time, so the packing loops unroll
+// and vectorize).
+template <int Bits, int K, int Group, bool Stochastic>
 struct GroupKernels {
   static constexpr int kPerByte = 8 / Bits;
   static constexpr int kQmax = (1 << Bits) - 1;
+  static constexpr std::int64_t kGroup = Group;
+  static_assert(Group <= kMaxGroup && Group % kPerByte == 0);
 
-  // xg (n <= 64) -> group g's scale/zero, outliers and packed q in base. Returns -1 when
-  // fine, the index in the group of its first non-finite element, or -2 when the
-  // scale/zero overflow fp16.
-  static std::int64_t encode_group(const float* xg, std::int64_t n, std::uint8_t* base,
-                                   const GroupLayout& L, std::int64_t g, std::uint8_t* pk) {
+  // xg (n <= Group; flat index of its first element i0) -> group g's scale/zero,
+  // outliers and packed q in base. Returns -1 when fine, the index in the group of its
+  // first non-finite element, or -2 when the scale/zero overflow fp16.
+  static std::int64_t encode_group(const float* xg, std::int64_t n, std::int64_t i0,
+                                   std::uint8_t* base, const GroupLayout& L, std::int64_t g,
+                                   std::uint8_t* pk) {
     // A double sum of at most 64 floats cannot overflow: it is finite iff every x is.
     const double sum = group_sum(xg, n);
     if (!std::isfinite(sum)) {
@@ -360,11 +383,23 @@ struct GroupKernels {
     if (n < kGroup) std::memset(q, 0, sizeof q);
     const float inv_ok = scale > 0.0f ? 1.0f : 0.0f;
     const float div = scale > 0.0f ? scale : 1.0f;
+    if constexpr (Stochastic) {
+      const std::uint32_t salt = static_cast<std::uint32_t>(scale_bits) << 16 | zero_bits;
+      const auto first = static_cast<std::uint32_t>(i0);
 #pragma omp simd
-    for (std::int64_t j = 0; j < n; ++j) {
-      const float t = inv_ok * std::nearbyint((xg[j] - zero) / div);
-      const float c = t < 0.0f ? 0.0f : (t > kQmax ? static_cast<float>(kQmax) : t);
-      q[j] = static_cast<std::uint8_t>(c);
+      for (std::int64_t j = 0; j < n; ++j) {
+        const float u = hash_unit(first + static_cast<std::uint32_t>(j), salt);
+        const float t = inv_ok * std::floor((xg[j] - zero) / div + u);
+        const float c = t < 0.0f ? 0.0f : (t > kQmax ? static_cast<float>(kQmax) : t);
+        q[j] = static_cast<std::uint8_t>(c);
+      }
+    } else {
+#pragma omp simd
+      for (std::int64_t j = 0; j < n; ++j) {
+        const float t = inv_ok * std::nearbyint((xg[j] - zero) / div);
+        const float c = t < 0.0f ? 0.0f : (t > kQmax ? static_cast<float>(kQmax) : t);
+        q[j] = static_cast<std::uint8_t>(c);
+      }
     }
     const std::int64_t nbytes = (n * Bits + 7) / 8;
     for (std::int64_t b = 0; b < nbytes; ++b) {
@@ -385,7 +420,8 @@ struct GroupKernels {
       const std::int64_t r = g / L.groups_per_row, j0 = (g % L.groups_per_row) * kGroup;
       const std::int64_t n = std::min(kGroup, L.cols - j0);
       std::uint8_t* pk = base + L.packed + r * L.row_bytes + j0 * Bits / 8;
-      const std::int64_t bad = encode_group(x + r * L.cols + j0, n, base, L, g, pk);
+      const std::int64_t bad =
+          encode_group(x + r * L.cols + j0, n, r * L.cols + j0, base, L, g, pk);
       if (bad >= 0) bad_min = std::min(bad_min, r * L.cols + j0 + bad);
       if (bad == -2) overflow_min = std::min(overflow_min, g);
     }
@@ -421,28 +457,28 @@ struct GroupKernels {
   }
 };
 
-template <int Bits, int K>
+template <int Bits, int K, int Group = 64, bool Stochastic = false>
 class GroupCodec final : public Codec {
  public:
   explicit GroupCodec(std::string name) : name_(std::move(name)) {}
 
   std::string_view name() const override { return name_; }
   std::size_t encoded_bytes(const Shape& shape) const override {
-    return group_layout(shape, Bits, K).total;
+    return group_layout(shape, Bits, K, Group).total;
   }
 
   Tensor encode(Context& ctx, const Tensor& in) const override {
     ops::require(in.defined() && in.dtype() == DType::f32, name(),
                  "input must be f32 but is " + (in.defined() ? in.describe() : "missing"));
-    const GroupLayout L = group_layout(in.shape(), Bits, K);
+    const GroupLayout L = group_layout(in.shape(), Bits, K, Group);
     Tensor out = Tensor::empty(ctx.allocator(), {static_cast<std::int64_t>(L.total)}, DType::uint8,
                                MemCategory::compressed, in.name() + "." + name_);
     auto* base = static_cast<std::uint8_t*>(out.raw());
-    write_header(base, kParams, L.cols);
+    write_header(base, kParams, L.cols, Group);
     const float* x = in.data<float>();
     constexpr std::int64_t none = std::numeric_limits<std::int64_t>::max();
     std::int64_t first_bad = none, first_overflow = none;
-    GroupKernels<Bits, K>::encode(x, base, L, first_bad, first_overflow);
+    Kernels::encode(x, base, L, first_bad, first_overflow);
     if (first_bad != none) {
       ops::fail(name(), "cannot encode non-finite element " + std::to_string(first_bad) +
                             " (= " + std::to_string(x[first_bad]) + ") of " + in.describe());
@@ -456,15 +492,17 @@ class GroupCodec final : public Codec {
 
   void decode(Context& ctx, const Tensor& encoded, Tensor& out) const override {
     require_decodable(*this, encoded, out);
-    const GroupLayout L = group_layout(out.shape(), Bits, K);
+    const GroupLayout L = group_layout(out.shape(), Bits, K, Group);
     const auto* base = static_cast<const std::uint8_t*>(encoded.raw());
-    check_header(name(), base, kParams, L.cols);
-    GroupKernels<Bits, K>::decode(base, out.data<float>(), L);
+    check_header(name(), base, kParams, L.cols, Group);
+    Kernels::decode(base, out.data<float>(), L);
   }
 
  private:
-  static constexpr std::uint32_t kParams =
-      static_cast<std::uint32_t>(Bits) | (static_cast<std::uint32_t>(K) << 8);
+  using Kernels = GroupKernels<Bits, K, Group, Stochastic>;
+  static constexpr std::uint32_t kParams = static_cast<std::uint32_t>(Bits) |
+                                           (static_cast<std::uint32_t>(K) << 8) |
+                                           (static_cast<std::uint32_t>(Stochastic) << 17);
   std::string name_;
 };
 
@@ -474,9 +512,14 @@ std::vector<std::unique_ptr<Codec>> int_codecs() {
   std::vector<std::unique_ptr<Codec>> codecs;
   codecs.push_back(std::make_unique<Int8ChannelCodec>());
   codecs.push_back(std::make_unique<GroupCodec<8, 0>>("int8-g64"));
+  codecs.push_back(std::make_unique<GroupCodec<8, 0, 128>>("int8-g128"));
   codecs.push_back(std::make_unique<GroupCodec<4, 2>>("int4-g64"));
+  codecs.push_back(std::make_unique<GroupCodec<4, 2, 128>>("int4-g128"));
+  codecs.push_back(std::make_unique<GroupCodec<4, 2, 64, true>>("int4-g64-sr"));
   codecs.push_back(std::make_unique<GroupCodec<4, 0>>("int4-g64-naive"));
   codecs.push_back(std::make_unique<GroupCodec<2, 4>>("int2-g64"));
+  codecs.push_back(std::make_unique<GroupCodec<2, 4, 128>>("int2-g128"));
+  codecs.push_back(std::make_unique<GroupCodec<2, 4, 64, true>>("int2-g64-sr"));
   return codecs;
 }
 

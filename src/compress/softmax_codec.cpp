@@ -50,6 +50,9 @@ std::int64_t triangle(std::int64_t t) {
 class SoftmaxU8Codec final : public Codec {
  public:
   std::string_view name() const override { return "softmax-u8"; }
+  bool applies_to(model::TensorRole role) const override {
+    return role == model::TensorRole::attn_probs;
+  }
   std::size_t encoded_bytes(const Shape& shape) const override {
     const Matrices mt = matrices(name(), shape);
     return kHeaderBytes + static_cast<std::size_t>(mt.count * triangle(mt.t));

@@ -167,7 +167,12 @@ class GeluNode final : public OpNode {
     ops::gelu_forward(env.ctx(), env.value(inp_), env.output(out_));
   }
   void backward(OpEnv& env) const override {
-    ops::gelu_backward(env.ctx(), env.grad(out_), env.value(inp_), env.grad(inp_));
+    if (env.form(inp_) == SavedForm::gelu_derivative) {
+      ops::gelu_backward_from_derivative(env.ctx(), env.grad(out_), env.value(inp_),
+                                         env.grad(inp_));
+    } else {
+      ops::gelu_backward(env.ctx(), env.grad(out_), env.value(inp_), env.grad(inp_));
+    }
   }
 
  private:

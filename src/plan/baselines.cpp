@@ -98,6 +98,40 @@ Plan every_k_plan(const StepGraph& graph, int k) {
   return checkpoint_blocks(graph, k, "every-" + std::to_string(k));
 }
 
+Plan compress_plan(const StepGraph& graph, const std::vector<RoleCodec>& by_role,
+                   std::string planner) {
+  for (const RoleCodec& rc : by_role) {
+    const compress::Codec& codec = compress::codec_by_name(rc.codec);
+    if (!codec.applies_to(rc.role)) {
+      throw InvalidArgument("[plan] compress: codec '" + rc.codec + "' is not meant for role " +
+                            std::string(model::tensor_role_name(rc.role)));
+    }
+  }
+  Plan plan = runtime::keep_all_plan(graph);
+  plan.planner = std::move(planner);
+  for (std::size_t i = 0; i < graph.tensors().size(); ++i) {
+    const auto id = static_cast<TensorId>(i);
+    const TensorInfo& t = graph.tensor(id);
+    if (t.kind != TensorKind::activation || t.dtype != DType::f32 ||
+        !runtime::is_saved(graph, id) || !runtime::is_recomputable(graph, id)) {
+      continue;
+    }
+    for (const RoleCodec& rc : by_role) {
+      if (rc.role == t.role) plan.decisions[i] = {Policy::compress, rc.codec};
+    }
+  }
+  return plan;
+}
+
+std::vector<RoleCodec> default_role_codecs() {
+  return {
+      {TensorRole::residual, "int8-g64"},     {TensorRole::norm_out, "int4-g64"},
+      {TensorRole::qkv, "int8-g64"},          {TensorRole::attn_probs, "softmax-u8"},
+      {TensorRole::attn_out, "int4-g64"},     {TensorRole::gelu_in, "gelu-deriv-u8"},
+      {TensorRole::gelu_out, "int4-g64"},
+  };
+}
+
 Plan compress_plan(const StepGraph& graph, std::string_view codec) {
   const std::vector<std::string> known = compress::codec_names();
   if (std::find(known.begin(), known.end(), codec) == known.end()) {
@@ -106,22 +140,31 @@ Plan compress_plan(const StepGraph& graph, std::string_view codec) {
     throw InvalidArgument("[plan] compress: unknown codec '" + std::string(codec) +
                           "'; known: " + list);
   }
-  Plan plan = runtime::keep_all_plan(graph);
-  plan.planner = "compress-" + std::string(codec);
-  for (std::size_t i = 0; i < graph.tensors().size(); ++i) {
-    const auto id = static_cast<TensorId>(i);
-    const TensorInfo& t = graph.tensor(id);
-    if (t.kind == TensorKind::activation && t.dtype == DType::f32 && runtime::is_saved(graph, id) &&
-        runtime::is_recomputable(graph, id)) {
-      plan.decisions[i] = {Policy::compress, std::string(codec)};
-    }
+  const compress::Codec& c = compress::codec_by_name(codec);
+  std::vector<RoleCodec> by_role;
+  std::string roles;
+  for (int r = 0; r < model::kNumTensorRoles; ++r) {
+    const auto role = static_cast<TensorRole>(r);
+    if (!c.applies_to(role)) continue;
+    by_role.push_back({role, std::string(codec)});
+    roles += (roles.empty() ? "" : ", ") + std::string(model::tensor_role_name(role));
+  }
+  Plan plan = compress_plan(graph, by_role, "compress-" + std::string(codec));
+  bool any = false;
+  for (const runtime::Decision& d : plan.decisions) any = any || d.policy == Policy::compress;
+  if (!any) {
+    throw InvalidArgument("[plan] compress: codec '" + std::string(codec) + "' is meant for " +
+                          roles + ", and this step saves no such tensor" +
+                          (c.applies_to(TensorRole::attn_probs) && roles == "attn_probs"
+                               ? " (only naive attention saves its probabilities)"
+                               : ""));
   }
   return plan;
 }
 
 Plan baseline_plan(const StepGraph& graph, std::string_view name) {
   if (name == "none") return none_plan(graph);
-  if (name == "compress") return compress_plan(graph, "int8-g64");
+  if (name == "compress") return compress_plan(graph, default_role_codecs(), "compress");
   constexpr std::string_view compress = "compress-";
   if (name.substr(0, compress.size()) == compress) {
     return compress_plan(graph, name.substr(compress.size()));

@@ -61,9 +61,19 @@ class RecomputeChecker {
   // `via`: the tensor whose producer needs `id` (-1 for the root).
   void require_available(TensorId id, TensorId via) {
     const auto i = static_cast<std::size_t>(id);
-    if (state_[i] == State::available || retained(id)) return;
     const TensorInfo& t = graph_.tensor(id);
     const TensorInfo& root = graph_.tensor(root_);
+    if (retained(id) && t.kind == TensorKind::activation &&
+        plan_.decisions[i].policy == Policy::compress &&
+        compress::codec_by_name(plan_.decisions[i].codec).decodes_to() !=
+            model::SavedForm::value) {
+      throw PlanInfeasible("[plan] recomputing " + quoted(root) + " needs " + quoted(t) +
+                           ", which codec '" + plan_.decisions[i].codec +
+                           "' stores as a derived form (not the tensor itself); keep " +
+                           quoted(root) + " or compress " + quoted(t) +
+                           " with a codec that restores it");
+    }
+    if (state_[i] == State::available || retained(id)) return;
     if (state_[i] == State::visiting) {
       throw PlanInfeasible("[plan] recomputing " + quoted(root) + " needs " + quoted(t) +
                            ", whose own recomputation needs it again (a cycle in the graph); "
@@ -89,6 +99,36 @@ class RecomputeChecker {
   std::vector<State> state_;
   TensorId root_ = model::kNoTensor;
 };
+
+// Throws InvalidArgument unless `codec` is meant for t's role and every backward op that
+// reads t accepts what the codec decodes to.
+void require_codec_fits(const StepGraph& graph, const TensorInfo& t, TensorId id,
+                        const compress::Codec& codec) {
+  if (!codec.applies_to(t.role)) {
+    std::string fits;
+    for (const std::string& n : compress::codecs_for_role(t.role)) {
+      fits += (fits.empty() ? "" : ", ") + n;
+    }
+    throw InvalidArgument("[plan] " + quoted(t) + " (role " +
+                          std::string(model::tensor_role_name(t.role)) +
+                          ") is compressed with codec '" + std::string(codec.name()) +
+                          "', which is not meant for that role; " +
+                          (fits.empty() ? "keep or recompute it" : "use one of: " + fits));
+  }
+  if (codec.decodes_to() == model::SavedForm::gelu_derivative) {
+    for (const auto& op : graph.ops()) {
+      for (TensorId s : op->saved()) {
+        if (s == id && op->kind() != "gelu") {
+          throw InvalidArgument("[plan] " + quoted(t) + " is compressed with codec '" +
+                                std::string(codec.name()) +
+                                "', which stores a GELU derivative, but the backward of '" +
+                                op->name() + "' (" + std::string(op->kind()) +
+                                ") reads it; keep it or use a codec that restores it");
+        }
+      }
+    }
+  }
+}
 
 }  // namespace
 
@@ -163,6 +203,7 @@ void validate(const StepGraph& graph, const Plan& plan) {
         throw InvalidArgument("[plan] " + quoted(t) + " is " + std::string(dtype_name(t.dtype)) +
                               " but codecs encode f32 tensors; keep or recompute it");
       }
+      require_codec_fits(graph, t, static_cast<TensorId>(i), compress::codec_by_name(d.codec));
     }
     if (d.policy == Policy::recompute && saved[i] &&
         !is_recomputable(graph, static_cast<TensorId>(i))) {

@@ -28,6 +28,7 @@ class StepExecutor::Env final : public model::OpEnv {
         pass_(pass),
         values_(ex.graph_.tensors().size()),
         encoded_(ex.graph_.tensors().size()),
+        forms_(ex.graph_.tensors().size(), model::SavedForm::value),
         grads_(ex.graph_.tensors().size()) {
     const auto& tensors = ex.graph_.tensors();
     for (std::size_t i = 0; i < tensors.size(); ++i) {
@@ -78,6 +79,9 @@ class StepExecutor::Env final : public model::OpEnv {
   }
 
   void set_loss(float loss) override { loss_ = loss; }
+  model::SavedForm form(TensorId id) const override {
+    return forms_.at(static_cast<std::size_t>(id));
+  }
 
   void bind_input(TensorId id, const Tensor& t) {
     const model::TensorInfo& info = ex_.graph_.tensor(id);
@@ -95,6 +99,7 @@ class StepExecutor::Env final : public model::OpEnv {
   Pass pass_;
   std::vector<Tensor> values_;
   std::vector<Tensor> encoded_;
+  std::vector<model::SavedForm> forms_;  // of values_: a decoded tensor may be a derived form
   std::vector<Tensor> grads_;
   std::deque<Tensor> scratch_;  // stable references while an op holds several
   bool recomputing_ = false;
@@ -135,8 +140,12 @@ class StepExecutor::Store {
                              info.name + " (decoded)");
     codec.decode(ex_.ctx_, env_.encoded_[idx(id)], t);
     env_.values_[idx(id)] = std::move(t);
+    env_.forms_[idx(id)] = codec.decodes_to();
   }
-  void free_value(TensorId id) { env_.values_[idx(id)] = Tensor(); }
+  void free_value(TensorId id) {
+    env_.values_[idx(id)] = Tensor();
+    env_.forms_[idx(id)] = model::SavedForm::value;
+  }
   void free_encoded(TensorId id) { env_.encoded_[idx(id)] = Tensor(); }
   void free_grad(TensorId id) { env_.grads_[idx(id)] = Tensor(); }
 

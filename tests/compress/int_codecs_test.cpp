@@ -11,6 +11,8 @@
 #include <cstring>
 #include <limits>
 #include <numeric>
+#include <stdexcept>
+#include <utility>
 
 #include "adacc/compress/codec.h"
 #include "reference/test_util.h"
@@ -21,9 +23,20 @@ namespace {
 struct GroupSpec {
   const char* name;
   int bits, k;
+  std::int64_t group = 64;
+  bool stochastic = false;
 };
 constexpr GroupSpec kGroupCodecs[] = {
-    {"int8-g64", 8, 0}, {"int4-g64", 4, 2}, {"int4-g64-naive", 4, 0}, {"int2-g64", 2, 4}};
+    {"int8-g64", 8, 0},           {"int8-g128", 8, 0, 128},         {"int4-g64", 4, 2},
+    {"int4-g128", 4, 2, 128},     {"int4-g64-sr", 4, 2, 64, true},  {"int4-g64-naive", 4, 0},
+    {"int2-g64", 2, 4},           {"int2-g128", 2, 4, 128},         {"int2-g64-sr", 2, 4, 64, true}};
+
+const GroupSpec& spec(std::string_view name) {
+  for (const GroupSpec& g : kGroupCodecs) {
+    if (name == g.name) return g;
+  }
+  throw std::logic_error("no spec for " + std::string(name));
+}
 
 std::int64_t cols_of(const Shape& s) {
   return s.empty() ? 1 : s.back();
@@ -35,7 +48,7 @@ std::int64_t rows_of(const Shape& s) {
 
 std::size_t expected_bytes(const GroupSpec& g, const Shape& s) {
   const std::int64_t R = rows_of(s), C = cols_of(s);
-  const std::int64_t ng = R * ((C + 63) / 64);
+  const std::int64_t ng = R * ((C + g.group - 1) / g.group);
   return static_cast<std::size_t>(16 + 4 * ng + 5 * g.k * ng + R * ((C * g.bits + 7) / 8));
 }
 std::size_t expected_channel_bytes(const Shape& s) {
@@ -61,8 +74,8 @@ void check_group(const GroupSpec& g, const Shape& s, const test::Vec& v, const t
   const std::int64_t R = rows_of(s), C = cols_of(s);
   const double qmax = (1 << g.bits) - 1;
   for (std::int64_t r = 0; r < R; ++r) {
-    for (std::int64_t j0 = 0; j0 < C; j0 += 64) {
-      const std::int64_t n = std::min<std::int64_t>(64, C - j0);
+    for (std::int64_t j0 = 0; j0 < C; j0 += g.group) {
+      const std::int64_t n = std::min<std::int64_t>(g.group, C - j0);
       const std::size_t base = static_cast<std::size_t>(r * C + j0);
       double mean = 0;
       for (std::int64_t j = 0; j < n; ++j) mean += v[base + j];
@@ -81,10 +94,10 @@ void check_group(const GroupSpec& g, const Shape& s, const test::Vec& v, const t
         lo = std::min(lo, v[base + j]);
         hi = std::max(hi, v[base + j]);
       }
-      // scale/2, with the fp16 rounding of zero (down) and scale (up) allowed for, plus
-      // f32 rounding of the decode.
+      // scale/2 (stochastic rounding: scale), with the fp16 rounding of zero (down) and
+      // scale (up) allowed for, plus f32 rounding of the decode.
       const double bound =
-          0.5 * (((hi - lo) + std::ldexp(std::abs(lo), -10) + std::ldexp(1.0, -24)) / qmax *
+          (g.stochastic ? 1.0 : 0.5) * (((hi - lo) + std::ldexp(std::abs(lo), -10) + std::ldexp(1.0, -24)) / qmax *
                      (1 + std::ldexp(1.0, -10)) +
                  std::ldexp(1.0, -24)) +
           1e-6 * std::max(std::abs(lo), std::abs(hi));
@@ -126,12 +139,13 @@ void check_all(Context& ctx, const Shape& s, const test::Vec& v) {
 
 TEST(IntCodecs, AreRegistered) {
   const std::vector<std::string> names = codec_names();
-  for (const char* n : {"int8-channel", "int8-g64", "int4-g64", "int4-g64-naive", "int2-g64"}) {
+  for (const char* n : {"int8-channel", "int8-g64", "int8-g128", "int4-g64", "int4-g128",
+                        "int4-g64-sr", "int4-g64-naive", "int2-g64", "int2-g128", "int2-g64-sr"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), n), names.end()) << n;
     EXPECT_EQ(codec_by_name(n).name(), n);
   }
   test::expect_invalid([] { codec_by_name("int3-g64"); }, "codec", "int3-g64");
-  test::expect_invalid([] { codec_by_name("int4-g64-sr"); }, "codec", "int4-g64-sr");
+  test::expect_invalid([] { codec_by_name("int4-g32"); }, "codec", "int4-g32");
 }
 
 TEST(IntCodecs, RoundTripNormalDataWithinBounds) {
@@ -168,13 +182,52 @@ TEST(IntCodecs, HeavyTailedWithPlantedOutliers) {
   const auto err = [&](const char* name, std::size_t bytes) {
     return test::rel_error(round_trip(ctx, codec_by_name(name), x, bytes), v);
   };
-  const double with = err("int4-g64", expected_bytes(kGroupCodecs[1], {R, C}));
-  const double naive = err("int4-g64-naive", expected_bytes(kGroupCodecs[2], {R, C}));
+  const double with = err("int4-g64", expected_bytes(spec("int4-g64"), {R, C}));
+  const double naive = err("int4-g64-naive", expected_bytes(spec("int4-g64-naive"), {R, C}));
   EXPECT_LT(3 * with, naive) << "int4-g64 " << with << " vs naive " << naive;
-  const double int2 = err("int2-g64", expected_bytes(kGroupCodecs[3], {R, C}));
+  const double int2 = err("int2-g64", expected_bytes(spec("int2-g64"), {R, C}));
   EXPECT_LT(int2, naive) << "int2-g64 " << int2 << " vs int4 naive " << naive;
   // Per-channel int8 absorbs outlier channels: small error.
   EXPECT_LT(err("int8-channel", expected_channel_bytes({R, C})), 3e-2);
+}
+
+// Stochastic rounding is unbiased: many copies of a value between two levels decode, on
+// average, to the value (round-to-nearest decodes all of them to the nearer level), and
+// encoding is deterministic.
+TEST(IntCodecs, StochasticRoundingIsUnbiased) {
+  Allocator alloc;
+  Context ctx(alloc, 2, 1);
+  for (const auto& [sr, nearest] : {std::pair{"int4-g64-sr", "int4-g64"},
+                                    std::pair{"int2-g64-sr", "int2-g64"}}) {
+    const GroupSpec& g = spec(sr);
+    // Each row: levels spread over [0, 1] by two elements at 0 and 1 that are not outliers
+    // (k copies of 1 and of 0 beyond them take the outlier slots), the rest 0.3 * scale
+    // above a level.
+    const std::int64_t R = 512, C = 64;
+    const double scale = 1.0 / ((1 << g.bits) - 1);
+    const double value = 0.3 * scale + scale;
+    test::Vec v(static_cast<std::size_t>(R * C), value);
+    for (std::int64_t r = 0; r < R; ++r) {
+      for (int i = 0; i <= g.k; ++i) v[r * C + 2 * i] = 0.0, v[r * C + 2 * i + 1] = 1.0;
+    }
+    v = test::round_to_float(v);
+    Tensor x = test::to_tensor(alloc, v, {R, C});
+    const auto mean_of_values = [&](const char* name) {
+      const test::Vec got = round_trip(ctx, codec_by_name(name), x, expected_bytes(spec(name), {R, C}));
+      double sum = 0;
+      std::int64_t n = 0;
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        if (v[i] != 0.0 && v[i] != 1.0) sum += got[i], ++n;
+      }
+      return sum / static_cast<double>(n);
+    };
+    const double mean_sr = mean_of_values(sr), mean_nearest = mean_of_values(nearest);
+    EXPECT_NEAR(mean_nearest, scale, 1e-3 * scale) << nearest << " rounds 1.3 levels to 1";
+    EXPECT_NEAR(mean_sr, value, 0.02 * scale) << sr << ": biased";
+    const Codec& c = codec_by_name(sr);
+    Tensor a = c.encode(ctx, x), b = c.encode(ctx, x);
+    EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << sr;
+  }
 }
 
 TEST(IntCodecs, EdgeShapes) {
@@ -217,7 +270,7 @@ TEST(IntCodecs, OutliersBeyondFp16AreExactAndSameBytesForAnyThreadCount) {
   v[3] = 1e6;  // beyond fp16: only the outlier codecs can hold it
   v[517] = -3.5e7;
   Tensor x = test::to_tensor(alloc, v, s);
-  for (const char* name : {"int4-g64", "int2-g64"}) {
+  for (const char* name : {"int4-g64", "int2-g64", "int4-g128", "int4-g64-sr", "int2-g64-sr"}) {
     const Codec& c = codec_by_name(name);
     Tensor e1 = c.encode(ctx1, x), e2 = c.encode(ctx2, x);
     ASSERT_EQ(std::memcmp(e1.raw(), e2.raw(), e1.nbytes()), 0) << name;
@@ -226,8 +279,10 @@ TEST(IntCodecs, OutliersBeyondFp16AreExactAndSameBytesForAnyThreadCount) {
     EXPECT_EQ(y.data<float>()[3], 1e6f);
     EXPECT_EQ(y.data<float>()[517], -3.5e7f);
   }
-  check_group(kGroupCodecs[1], s, v,
-              round_trip(ctx2, codec_by_name("int4-g64"), x, expected_bytes(kGroupCodecs[1], s)));
+  for (const char* name : {"int4-g64", "int4-g64-sr", "int2-g128"}) {
+    const GroupSpec& g = spec(name);
+    check_group(g, s, v, round_trip(ctx2, codec_by_name(name), x, expected_bytes(g, s)));
+  }
   // Without outlier extraction the group's zero/scale overflow fp16: rejected.
   test::expect_invalid([&] { codec_by_name("int8-g64").encode(ctx2, x); }, "int8-g64",
                        "fp16 range");

@@ -9,6 +9,8 @@
 #include <string>
 
 #include "adacc/core/context.h"
+#include "adacc/core/error.h"
+#include "adacc/ops/gelu_math.h"
 #include "reference/gelu_ref.h"
 #include "reference/test_util.h"
 
@@ -69,6 +71,30 @@ TEST(Gelu, MatchesReferenceOnEdgeAndRealisticShapes) {
   check_against_reference({1, 7, 20}, 2);
   check_against_reference({2, 64, 96 * 4}, 3);  // (B,T,4C), the MLP's hidden layer
   check_against_reference({3, 5, 1001}, 4);
+}
+
+// The backward from a stored derivative, given gelu_math's exact derivative, equals the
+// backward from the input bit for bit (the GELU-derivative codecs rely on this).
+TEST(Gelu, BackwardFromTheDerivativeEqualsTheBackwardFromTheInput) {
+  Allocator alloc;
+  Context ctx(alloc, 2);
+  Rng rng(6);
+  const std::size_t n = 40000;
+  const Vec inp = gelu_inputs(rng, n);
+  Vec deriv(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    deriv[i] = ops::gelu_math::gelu_derivative(static_cast<float>(inp[i]));
+  }
+  const Vec dout = test::round_to_float(test::random_vec(rng, n));
+  const Vec dinp0 = test::round_to_float(test::random_vec(rng, n));
+  const Shape shape{40, 1000};
+  Tensor t_dout = test::to_tensor(alloc, dout, shape, "dout");
+  Tensor a = test::to_tensor(alloc, dinp0, shape, "a"), b = test::to_tensor(alloc, dinp0, shape, "b");
+  ops::gelu_backward(ctx, t_dout, test::to_tensor(alloc, inp, shape, "inp"), a);
+  ops::gelu_backward_from_derivative(ctx, t_dout, test::to_tensor(alloc, deriv, shape, "d"), b);
+  EXPECT_EQ(test::to_vec(a), test::to_vec(b));
+  Tensor wrong = Tensor::empty(alloc, {40, 999}, DType::f32, MemCategory::workspace, "w");
+  EXPECT_THROW(ops::gelu_backward_from_derivative(ctx, t_dout, wrong, b), InvalidArgument);
 }
 
 TEST(Gelu, WorksInPlace) {

@@ -1,12 +1,14 @@
-// The compress baseline (ActNN / GACT style, no recompute) on small GPT-2s with both
-// attention kinds: it compresses exactly the saved activations listed here by name (all
-// but the loss gradient, which the fused loss makes and which cannot be recomputed), with
-// the named codec; it validates; name dispatch and unknown codecs; a bf16-compressed
-// training step stays within 1e-3 of keep-all's loss; and the memory model predicts the
-// allocator's measured peak of compressed steps exactly.
+// The compress baselines (ActNN / GACT style, no recompute) on small GPT-2s with both
+// attention kinds: a uniform compress-<codec> compresses exactly the saved activations
+// listed here by name whose role the codec applies to (all saved ones but the loss
+// gradient, which the fused loss makes and which cannot be recomputed; the LayerNorm
+// statistics and log-sum-exps take no codec), and "compress" uses its codec per role;
+// plans validate; name dispatch, unknown codecs and codecs with nothing to compress; a
+// bf16-compressed training step stays within 1e-3 of keep-all's loss; and the memory
+// model predicts the allocator's measured peak of compressed steps exactly.
 #include <gtest/gtest.h>
 
-#include <set>
+#include <map>
 #include <string>
 
 #include "adacc/compress/codec.h"
@@ -23,7 +25,6 @@ namespace {
 using model::TensorKind;
 using runtime::Plan;
 using runtime::Policy;
-using Names = std::set<std::string>;
 
 model::ModelConfig config(const std::string& spec, ops::AttentionKind kind) {
   model::ModelConfig c = model::parse_config(spec);
@@ -38,36 +39,43 @@ class CompressPlanTest : public ::testing::TestWithParam<ops::AttentionKind> {
       : model_(config("L=3,C=16,H=2,V=50,T=16", GetParam()), alloc_),
         graph_(model_.build_graph(2, 8)) {}
 
-  // The saved activations that compress_plan compresses: everything saved but loss.grad.
-  Names compressed() const {
-    Names out = {"embed.out", "lnf.mean", "lnf.rstd"};
-    const std::string stats = GetParam() == ops::AttentionKind::naive ? "attn.probs" : "attn.lse";
+  // Every saved activation that a compress plan may compress, with its role: all saved
+  // but loss.grad.
+  std::map<std::string, model::TensorRole> compressible() const {
+    using R = model::TensorRole;
+    std::map<std::string, R> out = {
+        {"embed.out", R::residual}, {"lnf.mean", R::norm_stats}, {"lnf.rstd", R::norm_stats}};
+    const bool naive = GetParam() == ops::AttentionKind::naive;
+    const std::pair<const char*, R> per_layer[] = {
+        {"ln1.out", R::norm_out},    {"ln1.mean", R::norm_stats}, {"ln1.rstd", R::norm_stats},
+        {"qkv.out", R::qkv},         {"attn.out", R::attn_out},   {"res1.out", R::residual},
+        {"ln2.out", R::norm_out},    {"ln2.mean", R::norm_stats}, {"ln2.rstd", R::norm_stats},
+        {"fc.out", R::gelu_in},      {"gelu.out", R::gelu_out},   {"res2.out", R::residual},
+        {naive ? "attn.probs" : "attn.lse", naive ? R::attn_probs : R::attn_lse}};
     for (int l = 0; l < kLayers; ++l) {
-      for (const std::string& s : std::initializer_list<std::string>{
-               "ln1.out", "ln1.mean", "ln1.rstd", "qkv.out", "attn.out", stats, "res1.out",
-               "ln2.out", "ln2.mean", "ln2.rstd", "fc.out", "gelu.out", "res2.out"}) {
+      for (const auto& [s, role] : per_layer) {
         std::string name = "h";  // built piecewise: GCC 12 warns (-Wrestrict) on "h" + ...
         name += std::to_string(l);
         name += ".";
         name += s;
-        out.insert(std::move(name));
+        out.emplace(std::move(name), role);
       }
     }
     return out;
   }
 
-  void expect_compresses(const Plan& plan, const std::string& codec) const {
+  // Checks that `plan` compresses exactly the tensors `want` names, each with its codec.
+  void expect_compresses(const Plan& plan, const std::map<std::string, std::string>& want) const {
     ASSERT_EQ(plan.decisions.size(), graph_.tensors().size());
-    const Names want = compressed();
-    Names got;
+    const auto saved = compressible();
+    std::map<std::string, std::string> got;
     for (std::size_t i = 0; i < graph_.tensors().size(); ++i) {
       const model::TensorInfo& t = graph_.tensors()[i];
       const runtime::Decision& d = plan.decisions[i];
-      if (want.count(t.name)) {
-        EXPECT_EQ(d.policy, Policy::compress) << t.name;
-        EXPECT_EQ(d.codec, codec) << t.name;
-        got.insert(t.name);
-      } else if (t.name == "loss.grad" || t.kind != TensorKind::activation) {
+      if (d.policy == Policy::compress) {
+        got[t.name] = d.codec;
+      } else if (saved.count(t.name) || t.name == "loss.grad" ||
+                 t.kind != TensorKind::activation) {
         EXPECT_EQ(d.policy, Policy::keep) << t.name;
       } else {
         // Activations that no backward op saves: never retained (keep_all_plan's default).
@@ -77,8 +85,18 @@ class CompressPlanTest : public ::testing::TestWithParam<ops::AttentionKind> {
         EXPECT_TRUE(d.codec.empty()) << t.name;
       }
     }
-    EXPECT_EQ(got, want);
+    EXPECT_EQ(got, want) << plan.planner;
     EXPECT_NO_THROW(runtime::validate(graph_, plan)) << plan.planner;
+  }
+
+  // What the uniform policy of `codec` compresses: the tensors of the roles it applies to.
+  std::map<std::string, std::string> uniform(const std::string& codec) const {
+    const compress::Codec& c = compress::codec_by_name(codec);
+    std::map<std::string, std::string> want;
+    for (const auto& [name, role] : compressible()) {
+      if (c.applies_to(role)) want[name] = codec;
+    }
+    return want;
   }
 
   Allocator alloc_;
@@ -86,22 +104,48 @@ class CompressPlanTest : public ::testing::TestWithParam<ops::AttentionKind> {
   model::StepGraph graph_;
 };
 
-TEST_P(CompressPlanTest, CompressesEverySavedRecomputableActivation) {
+TEST_P(CompressPlanTest, UniformPolicyCompressesEveryTensorOfItsCodecsRoles) {
+  int planned = 0;
   for (const std::string& codec : compress::codec_names()) {
+    const auto want = uniform(codec);
+    if (want.empty()) {
+      // softmax-u8 under flash attention: nothing to compress is an error, not a no-op.
+      EXPECT_EQ(codec, "softmax-u8");
+      EXPECT_EQ(GetParam(), ops::AttentionKind::flash);
+      EXPECT_THROW(compress_plan(graph_, codec), InvalidArgument);
+      continue;
+    }
     const Plan plan = compress_plan(graph_, codec);
     EXPECT_EQ(plan.planner, "compress-" + codec);
-    expect_compresses(plan, codec);
+    expect_compresses(plan, want);
+    ++planned;
   }
+  EXPECT_GE(planned, 12);
+  // The generic codecs take the dense roles, the special ones only theirs.
+  EXPECT_EQ(uniform("int4-g64").size(), (GetParam() == ops::AttentionKind::naive ? 9u : 8u) *
+                                            kLayers + 1);
+  EXPECT_EQ(uniform("gelu-deriv-u8").size(), static_cast<std::size_t>(kLayers));
 }
 
-TEST_P(CompressPlanTest, DispatchByName) {
+TEST_P(CompressPlanTest, DefaultCompressUsesOneCodecPerRole) {
   const Plan def = baseline_plan(graph_, "compress");
-  EXPECT_EQ(def.planner, "compress-int8-g64");
-  expect_compresses(def, "int8-g64");
+  EXPECT_EQ(def.planner, "compress");
+  std::map<std::string, std::string> want;
+  for (const auto& [name, role] : compressible()) {
+    for (const RoleCodec& rc : default_role_codecs()) {
+      if (rc.role == role) want[name] = rc.codec;
+    }
+  }
+  EXPECT_EQ(want.at("h0.fc.out"), "gelu-deriv-u8");
+  EXPECT_EQ(want.at("h1.ln1.out"), "int4-g64");
+  expect_compresses(def, want);
   const Plan bf16 = baseline_plan(graph_, "compress-bf16");
   EXPECT_EQ(bf16.planner, "compress-bf16");
-  expect_compresses(bf16, "bf16");
-  expect_compresses(baseline_plan(graph_, "compress-int4-g64"), "int4-g64");
+  expect_compresses(bf16, uniform("bf16"));
+  expect_compresses(baseline_plan(graph_, "compress-int4-g64"), uniform("int4-g64"));
+  // A codec on a role it is not meant for is refused.
+  EXPECT_THROW(compress_plan(graph_, {{model::TensorRole::qkv, "gelu-deriv-u8"}}, "x"),
+               InvalidArgument);
 }
 
 TEST_P(CompressPlanTest, UnknownCodecsListTheKnownOnes) {

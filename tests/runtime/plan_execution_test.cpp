@@ -3,6 +3,8 @@
 // compressed plans run; and the memory model predicts the allocator's measured peak.
 #include <gtest/gtest.h>
 
+#include "adacc/compress/codec.h"
+
 #include <cstring>
 
 #include "adacc/model/gpt2.h"
@@ -48,7 +50,8 @@ struct StepSetup {
   }
 };
 
-// Every saved activation gets keep or recompute (or, with `codec`, compress) at random;
+// Every saved activation gets keep or recompute (or, with `codec`, compress where the
+// codec applies to its role) at random;
 // the loss gradient, which cannot be recomputed, is kept.
 Plan random_plan(const model::StepGraph& g, Rng& rng, const std::string& codec = {}) {
   Plan p = keep_all_plan(g);
@@ -58,7 +61,9 @@ Plan random_plan(const model::StepGraph& g, Rng& rng, const std::string& codec =
     if (!is_saved(g, tid) || !is_recomputable(g, tid)) continue;
     const std::uint64_t r = rng.next_u64() % 3;
     if (r == 1) p.decisions[id].policy = Policy::recompute;
-    if (r == 2 && !codec.empty()) p.decisions[id] = {Policy::compress, codec};
+    if (r == 2 && !codec.empty() && compress::codec_by_name(codec).applies_to(g.tensor(tid).role)) {
+      p.decisions[id] = {Policy::compress, codec};
+    }
   }
   return p;
 }

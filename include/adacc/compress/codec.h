@@ -11,6 +11,7 @@
 
 #include "adacc/core/context.h"
 #include "adacc/core/tensor.h"
+#include "adacc/model/step_graph.h"
 
 namespace adacc::compress {
 
@@ -27,10 +28,21 @@ class Codec {
   virtual Tensor encode(Context& ctx, const Tensor& in) const = 0;
   // encoded (from encode) -> out (f32, the original shape), overwritten.
   virtual void decode(Context& ctx, const Tensor& encoded, Tensor& out) const = 0;
+  // The tensor roles this codec is meant for (the registry of which codec applies where;
+  // runtime::validate rejects a plan that uses a codec on another role). The generic
+  // codecs take the dense activations: residual, norm_out, qkv, attn_probs, attn_out,
+  // linear_out, gelu_in, gelu_out, loss_grad — not the small, precision-critical
+  // LayerNorm statistics, log-sum-exps and losses.
+  virtual bool applies_to(model::TensorRole role) const;
+  // What decode gives back: the tensor (an approximation of it), or a derived form that
+  // only some backward ops accept (model::SavedForm).
+  virtual model::SavedForm decodes_to() const { return model::SavedForm::value; }
 };
 
 // The codec with this name; throws InvalidArgument listing the known names.
 const Codec& codec_by_name(std::string_view name);
 std::vector<std::string> codec_names();
+// The names of the codecs that apply to this role, in registry order.
+std::vector<std::string> codecs_for_role(model::TensorRole role);
 
 }  // namespace adacc::compress

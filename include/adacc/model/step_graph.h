@@ -47,7 +47,14 @@ enum class TensorRole : std::uint8_t {
   loss_grad,   // gradient of the loss w.r.t. the final LayerNorm output
 };
 
+inline constexpr int kNumTensorRoles = static_cast<int>(TensorRole::loss_grad) + 1;
+
 std::string_view tensor_role_name(TensorRole role);
+
+// What a saved tensor holds when a backward op reads it: the tensor itself, or (for the
+// input of a GELU stored by a GELU-derivative codec) gelu'(x) in its place, which is all
+// the GELU backward needs.
+enum class SavedForm : std::uint8_t { value, gelu_derivative };
 
 struct TensorInfo {
   std::string name;  // "h3.fch", "lnf.out", "transformer.h.3.mlp.c_fc.weight", ...
@@ -81,6 +88,9 @@ class OpEnv {
   virtual Tensor& grad(TensorId id) = 0;
   // The loss op reports the step's mean loss here.
   virtual void set_loss(float loss) = 0;
+  // What value(id) holds in the backward (see SavedForm); ops that can use a derived form
+  // ask, the others are never given one (runtime::validate rejects such plans).
+  virtual SavedForm form(TensorId /*id*/) const { return SavedForm::value; }
 };
 
 class OpNode {

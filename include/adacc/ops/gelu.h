@@ -13,4 +13,9 @@ void gelu_forward(Context& ctx, const Tensor& inp, Tensor& out);
 
 void gelu_backward(Context& ctx, const Tensor& dout, const Tensor& inp, Tensor& dinp);
 
+// The backward from a stored derivative (gelu_math::gelu_derivative of inp, possibly
+// quantized by a codec) instead of inp: dinp += dout * deriv.
+void gelu_backward_from_derivative(Context& ctx, const Tensor& dout, const Tensor& deriv,
+                                   Tensor& dinp);
+
 }  // namespace adacc::ops

@@ -35,15 +35,34 @@ runtime::Plan llmc_plan(const model::StepGraph& graph);
 // every-1 is full. Throws InvalidArgument unless k >= 1.
 runtime::Plan every_k_plan(const model::StepGraph& graph, int k);
 
-// "compress-<codec>": ActNN / GACT-style activation compression without recompute. Every
-// saved f32 activation that could be recomputed (runtime::is_saved and
-// runtime::is_recomputable) is compressed with `codec`; everything else is kept (the loss
-// gradient, which the fused loss makes in its forward, the int32 inputs). Throws
-// InvalidArgument listing compress::codec_names() for an unknown codec.
+// ActNN / GACT-style activation compression without recompute: one codec per tensor role
+// (compress::Codec::applies_to says which codecs fit which role). Every saved f32
+// activation that could be recomputed (runtime::is_saved and runtime::is_recomputable)
+// whose role is in `by_role` is compressed with that role's codec; everything else is
+// kept (roles not listed, the loss gradient, which the fused loss makes in its forward,
+// the int32 inputs). Throws InvalidArgument for an unknown codec or one that does not
+// apply to its role.
+struct RoleCodec {
+  model::TensorRole role;
+  std::string codec;
+};
+runtime::Plan compress_plan(const model::StepGraph& graph, const std::vector<RoleCodec>& by_role,
+                            std::string planner);
+
+// The "compress" baseline's codec per role: outlier-aware int4 (int4-g64) for the inputs
+// of linear layers (norm_out, attn_out, gelu_out), int8-g64 for qkv and the residual
+// stream (read by LayerNorm backward), softmax-u8 for attention probabilities,
+// gelu-deriv-u8 for GELU inputs (docs/codecs.md has the measurements behind it).
+std::vector<RoleCodec> default_role_codecs();
+
+// "compress-<codec>": the uniform policy — `codec` on every role it applies to, the rest
+// kept. Throws InvalidArgument listing compress::codec_names() for an unknown codec, and
+// when the codec applies to no saved tensor of this graph (e.g. softmax-u8 with flash
+// attention, which saves no probabilities).
 runtime::Plan compress_plan(const model::StepGraph& graph, std::string_view codec);
 
 // The baseline with this name: "none", "full", "selective", "llmc", "every-<k>"
-// (e.g. "every-2"), "compress" (compress_plan with "int8-g64") or "compress-<codec>"
+// (e.g. "every-2"), "compress" (default_role_codecs) or "compress-<codec>"
 // (e.g. "compress-bf16"). Throws InvalidArgument listing the names otherwise.
 runtime::Plan baseline_plan(const model::StepGraph& graph, std::string_view name);
 
