@@ -1,4 +1,4 @@
-// adacc's command line: `adacc train` and `adacc sample`. Library errors arrive as
+// adacc's command line: `adacc train`, `adacc sample`, `adacc plan`, `adacc codecs`. Library errors arrive as
 // adacc::Error exceptions and leave here as one line on stderr and exit code 1.
 #include <unistd.h>
 
@@ -14,6 +14,7 @@
 #include "adacc/plan/policy.h"
 #include "adacc/train/sampler.h"
 #include "adacc/train/trainer.h"
+#include "codecs_command.h"
 #include "progress.h"
 
 namespace {
@@ -279,6 +280,8 @@ int main(int argc, char** argv) {
   add_sample_command(app, sample_options);
   PlanArgs plan_args;
   add_plan_command(app, plan_args);
+  adacc::cli::CodecsArgs codecs_args;
+  adacc::cli::add_codecs_command(app, codecs_args);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -296,6 +299,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("train")) return run_train(train_args);
     if (app.got_subcommand("sample")) return run_sample(sample_options);
     if (app.got_subcommand("plan")) return run_plan(plan_args);
+    if (app.got_subcommand("codecs")) return adacc::cli::run_codecs(codecs_args);
   } catch (const adacc::Error& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "adacc: %s\n", e.what());
