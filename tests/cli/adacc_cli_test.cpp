@@ -132,6 +132,36 @@ TEST_F(AdaccCli, PlanPrintsPredictionsAndRejectsInfeasibleBudgets) {
   EXPECT_NE(tight.err.find("smallest feasible budget"), std::string::npos) << tight.err;
 }
 
+TEST_F(AdaccCli, CodecsTabulatesEveryRoleAndCodecOfATrainedModel) {
+  const fs::path data = write("corpus.txt", corpus());
+  ASSERT_EQ(adacc("train --data " + data.string() + kTiny +
+                  " --steps 2 --val-batches 1 --out " + (dir_ / "run").string())
+                .exit_code,
+            0);
+  const std::string init = (dir_ / "run" / "model.safetensors").string();
+  const CommandResult r = adacc("codecs --init " + init + " --data " + data.string() +
+                                " --batch 2 --seq 16 --threads 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* part : {"| norm_out | int4-g64 |", "| gelu_in | gelu-deriv-u8 |",
+                           "| attn_probs | softmax-u8 |", "| residual | bf16 |", "dW err"}) {
+    EXPECT_NE(r.out.find(part), std::string::npos) << part << "\n" << r.out;
+  }
+  const CommandResult one = adacc("codecs --init " + init + " --data " + data.string() +
+                                  " --batch 2 --seq 16 --threads 1 --per-tensor --codecs bf16");
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  EXPECT_NE(one.out.find("| h0.fc.out | bf16 |"), std::string::npos) << one.out;
+  EXPECT_EQ(one.out.find("int4"), std::string::npos) << one.out;
+  // Errors: one line, exit 1.
+  for (const std::string& args :
+       {"codecs --init " + (dir_ / "missing.safetensors").string() + " --data " + data.string(),
+        "codecs --init " + init + " --data " + data.string() + " --codecs int3",
+        "codecs --init " + init + " --data " + data.string() + " --seq 999"}) {
+    const CommandResult e = adacc(args);
+    EXPECT_EQ(e.exit_code, 1) << args << "\n" << e.err;
+    EXPECT_EQ(std::count(e.err.begin(), e.err.end(), '\n'), 1) << e.err;
+  }
+}
+
 TEST_F(AdaccCli, BadInputsAreOneLineErrors) {
   const std::string data = write("corpus.txt", corpus()).string();
   expect_error("train --data " + (dir_ / "missing.txt").string() + kTiny, "missing.txt");
