@@ -32,6 +32,7 @@
 // NaN or inf element. A group whose zero or scale overflows fp16 (|values| > ~65504)
 // also throws InvalidArgument naming the group.
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -115,9 +116,12 @@ float f16_to_float(std::uint16_t u) {
 }
 #endif
 // The smallest float >= d.
+// For d >= 0 (the only use), the next float up is one more in the bit pattern.
 float float_up(double d) {
   const auto f = static_cast<float>(d);
-  return static_cast<double>(f) < d ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
+  return static_cast<double>(f) < d && f >= 0.0f ? std::bit_cast<float>(std::bit_cast<std::uint32_t>(f) + 1)
+         : static_cast<double>(f) < d                ? std::nextafter(f, std::numeric_limits<float>::infinity())
+                                                     : f;
 }
 
 // ---------------------------------------------------------------- int8 per channel
@@ -323,15 +327,206 @@ inline float hash_unit(std::uint32_t i, std::uint32_t salt) {
   return static_cast<float>(h >> 8) * 0x1.0p-24f;
 }
 
+// Whole-group helpers on GCC vector types: lane-wise select, horizontal reductions by
+// halving shuffles, and round-to-nearest-even by the 1.5 * 2^23 trick (exact for
+// |t| < 2^22; beyond, the result keeps its sign and magnitude, which the clamp to
+// [0, qmax] that follows every use makes exact again).
+using V16i = std::int32_t __attribute__((vector_size(64)));
+using V16u = std::uint32_t __attribute__((vector_size(64)));
+using V16u8 = std::uint8_t __attribute__((vector_size(16)));
+constexpr V16i kIota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+
+template <class V>
+V vmax(V a, V b) {
+  return a > b ? a : b;
+}
+template <class V>
+V vmin(V a, V b) {
+  return a < b ? a : b;
+}
+// The halving shuffles: lanes i and i ^ w meet at step w = 8, 4, 2, 1.
+template <class V, class Op>
+auto hreduce(V v, Op op) {
+  v = op(v, __builtin_shuffle(v, V16i{8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7}));
+  v = op(v, __builtin_shuffle(v, V16i{4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11}));
+  v = op(v, __builtin_shuffle(v, V16i{2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13}));
+  v = op(v, __builtin_shuffle(v, V16i{1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14}));
+  return v[0];
+}
+V16f round_even(V16f t) {
+  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
+  return (t + kMagic) - kMagic;
+}
+// Uniform [0,1) per lane: hash_unit(first + lane, salt), vectorized.
+V16f hash_units(std::uint32_t first, std::uint32_t salt) {
+  V16u h = (__builtin_convertvector(kIota, V16u) + first) * 0x9E3779B9u ^ salt;
+  h ^= h >> 16;
+  h *= 0x7FEB352Du;
+  h ^= h >> 15;
+  h *= 0x846CA68Bu;
+  h ^= h >> 16;
+  return __builtin_convertvector(h >> 8, V16f) * 0x1.0p-24f;
+}
+
+// Packs 8 values < 2^Bits (bytes of w, little-endian) into 8*Bits/8 bytes, element e at
+// bit Bits*e; unpack is the inverse. Word-wide bit tricks instead of a byte loop.
+template <int Bits>
+std::uint64_t pack_word(std::uint64_t w) {
+  if constexpr (Bits == 4) {
+    w = (w | w >> 4) & 0x00FF00FF00FF00FFull;
+    w = (w | w >> 8) & 0x0000FFFF0000FFFFull;
+    return (w | w >> 16) & 0xFFFFFFFFull;
+  } else if constexpr (Bits == 2) {
+    w = (w | w >> 6) & 0x000F000F000F000Full;
+    w = (w | w >> 12) & 0x000000FF000000FFull;
+    return (w | w >> 24) & 0xFFFFull;
+  } else {
+    return w;
+  }
+}
+template <int Bits>
+std::uint64_t unpack_word(std::uint64_t w) {
+  if constexpr (Bits == 4) {
+    w = (w | w << 16) & 0x0000FFFF0000FFFFull;
+    w = (w | w << 8) & 0x00FF00FF00FF00FFull;
+    return (w | w << 4) & 0x0F0F0F0F0F0F0F0Full;
+  } else if constexpr (Bits == 2) {
+    w = (w | w << 24) & 0x000000FF000000FFull;
+    w = (w | w << 12) & 0x000F000F000F000Full;
+    return (w | w << 6) & 0x0303030303030303ull;
+  } else {
+    return w;
+  }
+}
+
 // Per-group kernels for Bits-bit values, K outliers per group, groups of Group elements
 // and round-to-nearest or stochastic rounding (compile-time, so the packing loops unroll
-// and vectorize).
+// and vectorize). Whole groups take a register-resident path (encode_full / decode_full);
+// a row's shorter last group takes the general one; both give the same bytes.
 template <int Bits, int K, int Group, bool Stochastic>
 struct GroupKernels {
   static constexpr int kPerByte = 8 / Bits;
   static constexpr int kQmax = (1 << Bits) - 1;
   static constexpr std::int64_t kGroup = Group;
   static_assert(Group <= kMaxGroup && Group % kPerByte == 0);
+
+  // (lo, hi) of a group's kept elements -> its fp16 (scale, zero) written to base, and the
+  // f32 values; returns whether they overflow fp16.
+  static bool scale_zero(float lo, float hi, std::uint8_t* base, const GroupLayout& L,
+                         std::int64_t g, float& scale, float& zero) {
+    if (lo > hi) lo = hi = 0.0f;  // every element is an outlier
+    const std::uint16_t zero_bits = f16_down(lo);
+    zero = f16_to_float(zero_bits);
+    const std::uint16_t scale_bits =
+        f16_up(float_up((static_cast<double>(hi) - static_cast<double>(zero)) / kQmax));
+    scale = f16_to_float(scale_bits);
+    const std::uint16_t sz[2] = {scale_bits, zero_bits};
+    std::memcpy(base + L.scales + 4 * g, sz, 4);
+    return !std::isfinite(zero) || !std::isfinite(scale);
+  }
+  static std::uint32_t salt_of(const std::uint8_t* base, const GroupLayout& L, std::int64_t g) {
+    std::uint16_t sz[2];
+    std::memcpy(sz, base + L.scales + 4 * g, 4);
+    return static_cast<std::uint32_t>(sz[0]) << 16 | sz[1];
+  }
+
+  // A whole group (Group elements) in registers: xg -> as encode_group.
+  static std::int64_t encode_full(const float* xg, std::int64_t i0, std::uint8_t* base,
+                                  const GroupLayout& L, std::int64_t g, std::uint8_t* pk) {
+    constexpr int kChunks = Group / kLanes;
+    // group_sum's order exactly (8 double lanes over chunks of 8, then lane by lane).
+    V8d acc{};
+    for (int j = 0; j < Group; j += 8) {
+      V8f c8;
+      std::memcpy(&c8, xg + j, sizeof c8);
+      acc += __builtin_convertvector(c8, V8d);
+    }
+    double sum = 0.0;
+    for (int e = 0; e < 8; ++e) sum += acc[e];
+    if (!std::isfinite(sum)) {
+      for (std::int64_t j = 0; j < Group; ++j) {
+        if (!std::isfinite(xg[j])) return j;
+      }
+    }
+    V16f v[kChunks], d[kChunks];
+    for (int c = 0; c < kChunks; ++c) v[c] = load16(xg + c * kLanes);
+    constexpr float inf = std::numeric_limits<float>::infinity();
+    if constexpr (K > 0) {
+      // Outliers: the K largest |x - mean|, ties to the lowest index; taken ones get -1.
+      const auto mean = static_cast<float>(sum / static_cast<double>(Group));
+      for (int c = 0; c < kChunks; ++c) {
+        const V16f t = v[c] - mean;
+        d[c] = t < 0.0f ? -t : t;
+      }
+      for (int s = 0; s < K; ++s) {
+        V16f m = d[0];
+        for (int c = 1; c < kChunks; ++c) m = vmax(m, d[c]);
+        const float mx = hreduce(m, [](V16f a, V16f b) { return vmax(a, b); });
+        V16i at = V16i{} + Group;
+        for (int c = 0; c < kChunks; ++c) {
+          at = d[c] == mx ? vmin(at, kIota + c * kLanes) : at;
+        }
+        const int j = hreduce(at, [](V16i a, V16i b) { return vmin(a, b); });
+        base[L.indices + g * K + s] = static_cast<std::uint8_t>(j);
+        std::memcpy(base + L.values + 4 * (g * K + s), xg + j, 4);
+        for (int c = 0; c < kChunks; ++c) d[c] = kIota + c * kLanes == j ? -1.0f : d[c];
+      }
+    }
+    V16f lo_v = V16f{} + inf, hi_v = V16f{} - inf;
+    for (int c = 0; c < kChunks; ++c) {
+      if constexpr (K > 0) {
+        const auto kept = d[c] >= 0.0f;
+        lo_v = vmin(lo_v, kept ? v[c] : V16f{} + inf);
+        hi_v = vmax(hi_v, kept ? v[c] : V16f{} - inf);
+      } else {
+        lo_v = vmin(lo_v, v[c]);
+        hi_v = vmax(hi_v, v[c]);
+      }
+    }
+    float scale, zero;
+    const bool overflow =
+        scale_zero(hreduce(lo_v, [](V16f a, V16f b) { return vmin(a, b); }),
+                   hreduce(hi_v, [](V16f a, V16f b) { return vmax(a, b); }), base, L, g, scale,
+                   zero);
+    const float inv_ok = scale > 0.0f ? 1.0f : 0.0f;
+    const float div = scale > 0.0f ? scale : 1.0f;
+    alignas(64) std::uint8_t q[Group];
+    for (int c = 0; c < kChunks; ++c) {
+      V16f t = (v[c] - zero) / div;
+      if constexpr (Stochastic) {
+        t += hash_units(static_cast<std::uint32_t>(i0 + c * kLanes), salt_of(base, L, g));
+        const V16f r = round_even(t);
+        t = r > t ? r - 1.0f : r;  // floor
+      } else {
+        t = round_even(t);
+      }
+      t = inv_ok * t;
+      t = vmin(vmax(t, V16f{}), V16f{} + static_cast<float>(kQmax));
+      const V16i qi = __builtin_convertvector(t, V16i);
+      for (int e = 0; e < kLanes; ++e) q[c * kLanes + e] = static_cast<std::uint8_t>(qi[e]);
+    }
+    for (int w = 0; w < Group / 8; ++w) {
+      std::uint64_t word;
+      std::memcpy(&word, q + 8 * w, 8);
+      const std::uint64_t packed = pack_word<Bits>(word);
+      std::memcpy(pk + w * Bits, &packed, Bits);  // 8 values of Bits bits = Bits bytes
+    }
+    return overflow ? -2 : -1;
+  }
+
+  // A whole group: packed q, (scale, zero), outliers -> yg (Group).
+  static void decode_full(const std::uint8_t* pk, float scale, float zero, float* yg) {
+    alignas(64) std::uint8_t q[Group];
+    for (int w = 0; w < Group / 8; ++w) {
+      std::uint64_t word = 0;
+      std::memcpy(&word, pk + w * Bits, Bits);
+      word = unpack_word<Bits>(word);
+      std::memcpy(q + 8 * w, &word, 8);
+    }
+    // (a plain loop: GCC 12 scalarizes __builtin_convertvector from u8 lanes)
+#pragma omp simd
+    for (int j = 0; j < Group; ++j) yg[j] = zero + static_cast<float>(q[j]) * scale;
+  }
 
   // xg (n <= Group; flat index of its first element i0) -> group g's scale/zero,
   // outliers and packed q in base. Returns -1 when fine, the index in the group of its
@@ -369,22 +564,15 @@ struct GroupKernels {
     // Range of the other elements.
     float lo, hi;
     group_range(xg, K > 0 ? dist : nullptr, n, lo, hi);
-    if (lo > hi) lo = hi = 0.0f;  // every element is an outlier
-    const std::uint16_t zero_bits = f16_down(lo);
-    const float zero = f16_to_float(zero_bits);
-    const std::uint16_t scale_bits =
-        f16_up(float_up((static_cast<double>(hi) - static_cast<double>(zero)) / kQmax));
-    const float scale = f16_to_float(scale_bits);
-    const std::uint16_t sz[2] = {scale_bits, zero_bits};
-    std::memcpy(base + L.scales + 4 * g, sz, 4);
-    const bool overflow = !std::isfinite(zero) || !std::isfinite(scale);
+    float scale, zero;
+    const bool overflow = scale_zero(lo, hi, base, L, g, scale, zero);
     // Quantize (outlier positions too; decode overwrites them) and pack.
     std::uint8_t q[kGroup];
     if (n < kGroup) std::memset(q, 0, sizeof q);
     const float inv_ok = scale > 0.0f ? 1.0f : 0.0f;
     const float div = scale > 0.0f ? scale : 1.0f;
     if constexpr (Stochastic) {
-      const std::uint32_t salt = static_cast<std::uint32_t>(scale_bits) << 16 | zero_bits;
+      const std::uint32_t salt = salt_of(base, L, g);
       const auto first = static_cast<std::uint32_t>(i0);
 #pragma omp simd
       for (std::int64_t j = 0; j < n; ++j) {
@@ -421,7 +609,8 @@ struct GroupKernels {
       const std::int64_t n = std::min(kGroup, L.cols - j0);
       std::uint8_t* pk = base + L.packed + r * L.row_bytes + j0 * Bits / 8;
       const std::int64_t bad =
-          encode_group(x + r * L.cols + j0, n, r * L.cols + j0, base, L, g, pk);
+          n == Group ? encode_full(x + r * L.cols + j0, r * L.cols + j0, base, L, g, pk)
+                     : encode_group(x + r * L.cols + j0, n, r * L.cols + j0, base, L, g, pk);
       if (bad >= 0) bad_min = std::min(bad_min, r * L.cols + j0 + bad);
       if (bad == -2) overflow_min = std::min(overflow_min, g);
     }
@@ -440,15 +629,19 @@ struct GroupKernels {
       const float scale = f16_to_float(sz[0]), zero = f16_to_float(sz[1]);
       const std::uint8_t* pk = base + L.packed + r * L.row_bytes + j0 * Bits / 8;
       float* yg = y + r * L.cols + j0;
-      std::uint8_t q[kGroup];
-      const std::int64_t nbytes = (n * Bits + 7) / 8;
-      for (std::int64_t b = 0; b < nbytes; ++b) {
-        for (int e = 0; e < kPerByte; ++e) {
-          q[b * kPerByte + e] = static_cast<std::uint8_t>((pk[b] >> (Bits * e)) & kQmax);
+      if (n == Group) {
+        decode_full(pk, scale, zero, yg);
+      } else {
+        std::uint8_t q[kGroup];
+        const std::int64_t nbytes = (n * Bits + 7) / 8;
+        for (std::int64_t b = 0; b < nbytes; ++b) {
+          for (int e = 0; e < kPerByte; ++e) {
+            q[b * kPerByte + e] = static_cast<std::uint8_t>((pk[b] >> (Bits * e)) & kQmax);
+          }
         }
-      }
 #pragma omp simd
-      for (std::int64_t j = 0; j < n; ++j) yg[j] = zero + static_cast<float>(q[j]) * scale;
+        for (std::int64_t j = 0; j < n; ++j) yg[j] = zero + static_cast<float>(q[j]) * scale;
+      }
       for (int s = 0; s < K; ++s) {
         const std::uint8_t idx = base[L.indices + g * K + s];
         if (idx != kUnusedSlot) std::memcpy(&yg[idx], base + L.values + 4 * (g * K + s), 4);
