@@ -20,9 +20,9 @@ namespace adacc::cli {
 void add_codecs_command(CLI::App& app, CodecsArgs& a) {
   CLI::App* c = app.add_subcommand(
       "codecs", "Measure every codec on the activations of one step of a trained model");
-  c->add_option("--init", a.init, "Trained weights (safetensors or llm.c checkpoint)")->required();
-  c->add_option("--data", a.data, "Text file or llm.c shard; its validation split gives the batch")
-      ->required();
+  c->add_flag("--list", a.list, "List the codecs, their parameters and tensor roles, and exit");
+  c->add_option("--init", a.init, "Trained weights (safetensors or llm.c checkpoint)");
+  c->add_option("--data", a.data, "Text file or llm.c shard; its validation split gives the batch");
   c->add_option("--model", a.model, "Model shape (default: the checkpoint's)");
   c->add_option("--batch", a.batch, "Sequences per batch (B)")->capture_default_str();
   c->add_option("--seq", a.seq, "Tokens per sequence (T)")->capture_default_str();
@@ -68,6 +68,24 @@ std::string percent(double x) {
 }  // namespace
 
 int run_codecs(const CodecsArgs& a) {
+  if (a.list) {
+    for (const std::string& name : compress::codec_names()) {
+      const compress::Codec& c = compress::codec_by_name(name);
+      std::string roles;
+      for (int r = 0; r < model::kNumTensorRoles; ++r) {
+        const auto role = static_cast<model::TensorRole>(r);
+        if (c.applies_to(role)) {
+          roles += (roles.empty() ? "" : ", ") + std::string(model::tensor_role_name(role));
+        }
+      }
+      std::printf("%-15s %s\n%-15s roles: %s\n", name.c_str(), c.description().c_str(), "",
+                  roles.c_str());
+    }
+    return 0;
+  }
+  if (a.init.empty() || a.data.empty()) {
+    throw InvalidArgument("[codecs] need --init (trained weights) and --data, or --list");
+  }
   model::ModelConfig cfg = a.model.empty() ? train::read_model_config(a.init)
                                            : model::parse_config(a.model);
   if (a.attention == "naive") {

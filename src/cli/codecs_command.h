@@ -17,6 +17,7 @@ struct CodecsArgs {
   std::string codecs;  // comma-separated; empty: all
   int threads = 0;
   bool per_tensor = false;
+  bool list = false;
 };
 
 void add_codecs_command(CLI::App& app, CodecsArgs& args);

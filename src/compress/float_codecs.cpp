@@ -51,6 +51,9 @@ void decode_bf16(const std::uint16_t* in, float* y, std::int64_t n) {
 class Bf16Codec final : public Codec {
  public:
   std::string_view name() const override { return "bf16"; }
+  std::string description() const override {
+    return "fp32 -> bf16, round to nearest even (relative error <= 2^-8)";
+  }
   std::size_t encoded_bytes(const Shape& shape) const override {
     return static_cast<std::size_t>(shape_numel(shape)) * 2;
   }
@@ -115,6 +118,9 @@ void decode_fp8(const std::uint8_t* in, float scale, float* y, std::int64_t n) {
 class Fp8E4m3Codec final : public Codec {
  public:
   std::string_view name() const override { return "fp8-e4m3"; }
+  std::string description() const override {
+    return "fp32 -> fp8 E4M3 with one f32 scale per tensor (max |x| -> 448)";
+  }
   std::size_t encoded_bytes(const Shape& shape) const override {
     return kFp8HeaderBytes + static_cast<std::size_t>(shape_numel(shape));
   }

@@ -47,6 +47,10 @@ class GeluDerivativeCodec final : public Codec {
   std::string_view name() const override {
     return Bits == 8 ? "gelu-deriv-u8" : "gelu-deriv-u4";
   }
+  std::string description() const override {
+    return "the GELU input stored as gelu'(x) in " + std::to_string(Bits) +
+           " bits over its fixed range [-0.130, 1.130]; decodes to the derivative";
+  }
   bool applies_to(model::TensorRole role) const override {
     return role == model::TensorRole::gelu_in;
   }

@@ -129,6 +129,9 @@ float float_up(double d) {
 class Int8ChannelCodec final : public Codec {
  public:
   std::string_view name() const override { return "int8-channel"; }
+  std::string description() const override {
+    return "symmetric int8, one f32 scale per channel (last dimension)";
+  }
   std::size_t encoded_bytes(const Shape& shape) const override {
     const RowsCols rc = rows_cols(shape);
     return kHeaderBytes + 4 * static_cast<std::size_t>(rc.cols) +
@@ -656,6 +659,12 @@ class GroupCodec final : public Codec {
   explicit GroupCodec(std::string name) : name_(std::move(name)) {}
 
   std::string_view name() const override { return name_; }
+  std::string description() const override {
+    std::string d = "int" + std::to_string(Bits) + ", groups of " + std::to_string(Group) +
+                    " along the last dimension, fp16 scale and zero, ";
+    d += K > 0 ? std::to_string(K) + " outliers per group kept exactly, " : "no outliers, ";
+    return d + (Stochastic ? "stochastic rounding" : "round to nearest");
+  }
   std::size_t encoded_bytes(const Shape& shape) const override {
     return group_layout(shape, Bits, K, Group).total;
   }

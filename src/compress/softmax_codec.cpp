@@ -55,6 +55,10 @@ std::int64_t triangle(std::int64_t t) {
 class SoftmaxU8Codec final : public Codec {
  public:
   std::string_view name() const override { return "softmax-u8"; }
+  std::string description() const override {
+    return "causal attention probabilities: lower triangle only, 8 bits scaled by each row's "
+           "maximum";
+  }
   bool applies_to(model::TensorRole role) const override {
     return role == model::TensorRole::attn_probs;
   }

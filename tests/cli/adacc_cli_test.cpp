@@ -151,9 +151,16 @@ TEST_F(AdaccCli, CodecsTabulatesEveryRoleAndCodecOfATrainedModel) {
   ASSERT_EQ(one.exit_code, 0) << one.err;
   EXPECT_NE(one.out.find("| h0.fc.out | bf16 |"), std::string::npos) << one.out;
   EXPECT_EQ(one.out.find("int4"), std::string::npos) << one.out;
+  const CommandResult list = adacc("codecs --list");
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  for (const char* part : {"int4-g64 ", "2 outliers per group", "gelu-deriv-u8", "roles: gelu_in",
+                           "roles: attn_probs"}) {
+    EXPECT_NE(list.out.find(part), std::string::npos) << part << "\n" << list.out;
+  }
   // Errors: one line, exit 1.
   for (const std::string& args :
-       {"codecs --init " + (dir_ / "missing.safetensors").string() + " --data " + data.string(),
+       {"codecs --data " + data.string(),
+        "codecs --init " + (dir_ / "missing.safetensors").string() + " --data " + data.string(),
         "codecs --init " + init + " --data " + data.string() + " --codecs int3",
         "codecs --init " + init + " --data " + data.string() + " --seq 999"}) {
     const CommandResult e = adacc(args);

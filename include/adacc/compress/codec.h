@@ -20,6 +20,8 @@ class Codec {
   virtual ~Codec() = default;
   // "bf16", ...
   virtual std::string_view name() const = 0;
+  // Its parameters in words ("4 bits, groups of 64 along the last dimension, ...").
+  virtual std::string description() const = 0;
   // Bytes of the encoded form of an f32 tensor of this shape (exact, a function of the
   // shape alone, so that plans can be sized before anything runs).
   virtual std::size_t encoded_bytes(const Shape& shape) const = 0;

@@ -1,6 +1,8 @@
 // The execution context: what every op needs beside its tensors — the allocator that
 // accounts its workspace, the number of threads, and the random number generator.
-// There are no globals: a Context is created by the caller and passed down.
+// There are no globals: a Context is created by the caller and passed down. Creating one
+// sets the calling thread and the OpenMP threads to flush subnormal floats to zero
+// (FTZ/DAZ; see context.cpp for why): adacc computes without denormals.
 #pragma once
 
 #include <cstdint>
