@@ -7,7 +7,7 @@
 #   tools/codec_accuracy.sh [policy ...]     (default: none, compress, every uniform codec)
 # Results: runs/codec_accuracy/<policy>/ (checkpoint, metrics.jsonl, log) and
 # runs/codec_accuracy/summary.tsv. ADACC_THREADS=N sets the threads per run (default:
-# all cores). The binary is copied first, so rebuilding during the runs changes nothing.
+# all cores); ADACC_SEED=S another seed (results then go to runs/codec_accuracy/seed-S/). The binary is copied first, so rebuilding during the runs changes nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +22,9 @@ if [ ${#policies[@]} -eq 0 ]; then
             compress-gelu-deriv-u8)
 fi
 
+seed=${ADACC_SEED:-1337}
 out=runs/codec_accuracy
+[ "$seed" = 1337 ] || out=$out/seed-$seed
 mkdir -p "$out"
 cp "$adacc" "$out/adacc.$$"
 adacc=$out/adacc.$$
@@ -35,7 +37,7 @@ for p in "${policies[@]}"; do
   mkdir -p "$dir"
   start=$(date +%s)
   "$adacc" train --data data/kjv.txt --model "L=6,C=384,H=6,V=256,T=128" --batch 8 --seq 128 \
-    --steps 600 --lr 2e-3 --seed 1337 --attention naive --val-every 0 --val-batches 32 \
+    --steps 600 --lr 2e-3 --seed "$seed" --attention naive --val-every 0 --val-batches 32 \
     --threads "${ADACC_THREADS:-0}" \
     --policy "$p" --out "$dir/ckpt" --metrics "$dir/metrics.jsonl" > "$dir/log" 2>&1
   secs=$(( $(date +%s) - start ))

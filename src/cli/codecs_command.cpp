@@ -86,8 +86,8 @@ int run_codecs(const CodecsArgs& a) {
   if (a.init.empty() || a.data.empty()) {
     throw InvalidArgument("[codecs] need --init (trained weights) and --data, or --list");
   }
-  model::ModelConfig cfg = a.model.empty() ? train::read_model_config(a.init)
-                                           : model::parse_config(a.model);
+  model::ModelConfig cfg =
+      a.model.empty() ? train::read_model_config(a.init) : model::parse_config(a.model);
   if (a.attention == "naive") {
     cfg.attention = ops::AttentionKind::naive;
   } else if (a.attention != "flash") {
@@ -111,7 +111,8 @@ int run_codecs(const CodecsArgs& a) {
   Context ctx(alloc, Context::resolve_threads(a.threads), 1);
   model::Gpt2 gpt(cfg, alloc);
   train::load_parameters(a.init, cfg, gpt.params());
-  Tensor tokens = Tensor::empty(alloc, {a.batch, a.seq}, DType::int32, MemCategory::workspace, "tokens");
+  Tensor tokens =
+      Tensor::empty(alloc, {a.batch, a.seq}, DType::int32, MemCategory::workspace, "tokens");
   Tensor targets =
       Tensor::empty(alloc, {a.batch, a.seq}, DType::int32, MemCategory::workspace, "targets");
   std::copy_n(split.val.begin(), need - 1, tokens.data<std::int32_t>());
@@ -120,11 +121,12 @@ int run_codecs(const CodecsArgs& a) {
   const std::vector<runtime::CodecMeasurement> ms =
       runtime::measure_codecs(graph, gpt.params(), ctx, tokens, targets, split_commas(a.codecs));
 
-  std::printf("model: %s, batch %d x %d from the validation split of %s, %s attention, %d threads\n",
-              cfg.describe().c_str(), a.batch, a.seq, a.data.c_str(), a.attention.c_str(),
-              ctx.threads());
-  std::printf("errors are relative L2 norms in %%; grad = every gradient the backward of the ops "
-              "that save the tensor writes, dW = their weight gradients only\n\n");
+  std::printf(
+      "model: %s, batch %d x %d from the validation split of %s, %s attention, %d threads\n",
+      cfg.describe().c_str(), a.batch, a.seq, a.data.c_str(), a.attention.c_str(), ctx.threads());
+  std::printf(
+      "errors are relative L2 norms in %%; grad = every gradient the backward of the ops "
+      "that save the tensor writes, dW = their weight gradients only\n\n");
   if (a.per_tensor) {
     std::printf("| tensor | codec | ratio | tensor err %% | grad err %% | dW err %% |\n");
     std::printf("|---|---|---:|---:|---:|---:|\n");
@@ -154,18 +156,19 @@ int run_codecs(const CodecsArgs& a) {
   }
   std::stable_sort(order.begin(), order.end(),
                    [](const auto& x, const auto& y) { return x.first < y.first; });
-  std::printf("| role | codec | tensors | ratio | tensor err %% | grad err %% | dW err %% | "
-              "encode GB/s | decode GB/s |\n");
+  std::printf(
+      "| role | codec | tensors | ratio | tensor err %% | grad err %% | dW err %% | "
+      "encode GB/s | decode GB/s |\n");
   std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const auto& key : order) {
     const Summary& s = by[key];
-    std::printf("| %s | %s | %d | %.2f | %s | %s | %s | %.2f | %.2f |\n",
-                std::string(model::tensor_role_name(static_cast<model::TensorRole>(key.first)))
-                    .c_str(),
-                key.second.c_str(), s.tensors, s.ratio, percent(median(s.tensor_err)).c_str(),
-                percent(median(s.grad_err)).c_str(),
-                s.weight_err.empty() ? "-" : percent(median(s.weight_err)).c_str(),
-                s.bytes / s.enc_s / 1e9, s.bytes / s.dec_s / 1e9);
+    std::printf(
+        "| %s | %s | %d | %.2f | %s | %s | %s | %.2f | %.2f |\n",
+        std::string(model::tensor_role_name(static_cast<model::TensorRole>(key.first))).c_str(),
+        key.second.c_str(), s.tensors, s.ratio, percent(median(s.tensor_err)).c_str(),
+        percent(median(s.grad_err)).c_str(),
+        s.weight_err.empty() ? "-" : percent(median(s.weight_err)).c_str(), s.bytes / s.enc_s / 1e9,
+        s.bytes / s.dec_s / 1e9);
   }
   return 0;
 }

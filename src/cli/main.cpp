@@ -1,5 +1,5 @@
-// adacc's command line: `adacc train`, `adacc sample`, `adacc plan`, `adacc codecs`. Library errors arrive as
-// adacc::Error exceptions and leave here as one line on stderr and exit code 1.
+// adacc's command line: `adacc train`, `adacc sample`, `adacc plan`, `adacc codecs`. Library errors
+// arrive as adacc::Error exceptions and leave here as one line on stderr and exit code 1.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>

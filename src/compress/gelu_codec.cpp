@@ -44,9 +44,7 @@ class GeluDerivativeCodec final : public Codec {
   static constexpr float kLo = ops::gelu_math::kDerivativeMin;
   static constexpr float kStep = (ops::gelu_math::kDerivativeMax - kLo) / kQmax;
 
-  std::string_view name() const override {
-    return Bits == 8 ? "gelu-deriv-u8" : "gelu-deriv-u4";
-  }
+  std::string_view name() const override { return Bits == 8 ? "gelu-deriv-u8" : "gelu-deriv-u4"; }
   std::string description() const override {
     return "the GELU input stored as gelu'(x) in " + std::to_string(Bits) +
            " bits over its fixed range [-0.130, 1.130]; decodes to the derivative";
@@ -143,7 +141,8 @@ class GeluDerivativeCodec final : public Codec {
 #pragma omp simd
       for (std::int64_t b = 0; b < full; ++b) {
         unsigned byte = 0;
-        for (int e = 0; e < kPerByte; ++e) byte |= static_cast<unsigned>(q[b * kPerByte + e]) << (Bits * e);
+        for (int e = 0; e < kPerByte; ++e)
+          byte |= static_cast<unsigned>(q[b * kPerByte + e]) << (Bits * e);
         out[b] = static_cast<std::uint8_t>(byte);
       }
       if (full * kPerByte < m) {

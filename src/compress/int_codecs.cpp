@@ -68,8 +68,7 @@ RowsCols rows_cols(const Shape& shape) {
   return {c == 0 ? 0 : shape_numel(shape) / c, c};
 }
 
-void write_header(std::uint8_t* p, std::uint32_t params, std::int64_t cols,
-                  std::uint32_t group) {
+void write_header(std::uint8_t* p, std::uint32_t params, std::int64_t cols, std::uint32_t group) {
   const std::uint32_t h[4] = {kMagic, params, static_cast<std::uint32_t>(cols), group};
   std::memcpy(p, h, kHeaderBytes);
 }
@@ -78,10 +77,9 @@ void check_header(std::string_view name, const std::uint8_t* p, std::uint32_t pa
                   std::int64_t cols, std::uint32_t group) {
   std::uint32_t h[4];
   std::memcpy(h, p, kHeaderBytes);
-  ops::require(h[0] == kMagic && h[1] == params && h[2] == static_cast<std::uint32_t>(cols) &&
-                   h[3] == group,
-               name,
-               "encoded header does not match this codec and shape");
+  ops::require(
+      h[0] == kMagic && h[1] == params && h[2] == static_cast<std::uint32_t>(cols) && h[3] == group,
+      name, "encoded header does not match this codec and shape");
 }
 
 // fp16 bits: round down / up (directed, so the group's range stays inside
@@ -119,9 +117,10 @@ float f16_to_float(std::uint16_t u) {
 // For d >= 0 (the only use), the next float up is one more in the bit pattern.
 float float_up(double d) {
   const auto f = static_cast<float>(d);
-  return static_cast<double>(f) < d && f >= 0.0f ? std::bit_cast<float>(std::bit_cast<std::uint32_t>(f) + 1)
-         : static_cast<double>(f) < d                ? std::nextafter(f, std::numeric_limits<float>::infinity())
-                                                     : f;
+  return static_cast<double>(f) < d && f >= 0.0f
+             ? std::bit_cast<float>(std::bit_cast<std::uint32_t>(f) + 1)
+         : static_cast<double>(f) < d ? std::nextafter(f, std::numeric_limits<float>::infinity())
+                                      : f;
 }
 
 // ---------------------------------------------------------------- int8 per channel
@@ -487,10 +486,9 @@ struct GroupKernels {
       }
     }
     float scale, zero;
-    const bool overflow =
-        scale_zero(hreduce(lo_v, [](V16f a, V16f b) { return vmin(a, b); }),
-                   hreduce(hi_v, [](V16f a, V16f b) { return vmax(a, b); }), base, L, g, scale,
-                   zero);
+    const bool overflow = scale_zero(hreduce(lo_v, [](V16f a, V16f b) { return vmin(a, b); }),
+                                     hreduce(hi_v, [](V16f a, V16f b) { return vmax(a, b); }), base,
+                                     L, g, scale, zero);
     const float inv_ok = scale > 0.0f ? 1.0f : 0.0f;
     const float div = scale > 0.0f ? scale : 1.0f;
     alignas(64) std::uint8_t q[Group];

@@ -125,9 +125,9 @@ Plan compress_plan(const StepGraph& graph, const std::vector<RoleCodec>& by_role
 
 std::vector<RoleCodec> default_role_codecs() {
   return {
-      {TensorRole::residual, "int8-g64"},     {TensorRole::norm_out, "int4-g64"},
-      {TensorRole::qkv, "int8-g64"},          {TensorRole::attn_probs, "softmax-u8"},
-      {TensorRole::attn_out, "int4-g64"},     {TensorRole::gelu_in, "gelu-deriv-u8"},
+      {TensorRole::residual, "int8-g64"}, {TensorRole::norm_out, "int4-g64"},
+      {TensorRole::qkv, "int8-g64"},      {TensorRole::attn_probs, "softmax-u8"},
+      {TensorRole::attn_out, "int4-g64"}, {TensorRole::gelu_in, "gelu-deriv-u8"},
       {TensorRole::gelu_out, "int4-g64"},
   };
 }

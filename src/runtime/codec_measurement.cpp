@@ -77,7 +77,8 @@ class KeepAllEnv final : public model::OpEnv {
   KeepAllEnv replay(const std::vector<TensorId>& keep_grads) const {
     KeepAllEnv e = *this;
     for (Tensor& g : e.grads_) g = Tensor();
-    for (TensorId id : keep_grads) e.grads_[static_cast<std::size_t>(id)] = grads_[static_cast<std::size_t>(id)];
+    for (TensorId id : keep_grads)
+      e.grads_[static_cast<std::size_t>(id)] = grads_[static_cast<std::size_t>(id)];
     return e;
   }
   void set_value(TensorId id, Tensor t, model::SavedForm form) {
@@ -188,8 +189,8 @@ std::vector<CodecMeasurement> measure_codecs(const model::StepGraph& graph,
       // The tensor error, in the form the codec stores.
       ErrorSums tensor_err;
       if (codec.decodes_to() == model::SavedForm::gelu_derivative) {
-        Tensor exact = Tensor::empty(ctx.allocator(), t.shape, DType::f32, MemCategory::workspace,
-                                     "gelu'");
+        Tensor exact =
+            Tensor::empty(ctx.allocator(), t.shape, DType::f32, MemCategory::workspace, "gelu'");
         for (std::int64_t k = 0; k < x.numel(); ++k) {
           exact.data<float>()[k] = ops::gelu_math::gelu_derivative(x.data<float>()[k]);
         }

@@ -65,13 +65,11 @@ class RecomputeChecker {
     const TensorInfo& root = graph_.tensor(root_);
     if (retained(id) && t.kind == TensorKind::activation &&
         plan_.decisions[i].policy == Policy::compress &&
-        compress::codec_by_name(plan_.decisions[i].codec).decodes_to() !=
-            model::SavedForm::value) {
-      throw PlanInfeasible("[plan] recomputing " + quoted(root) + " needs " + quoted(t) +
-                           ", which codec '" + plan_.decisions[i].codec +
-                           "' stores as a derived form (not the tensor itself); keep " +
-                           quoted(root) + " or compress " + quoted(t) +
-                           " with a codec that restores it");
+        compress::codec_by_name(plan_.decisions[i].codec).decodes_to() != model::SavedForm::value) {
+      throw PlanInfeasible(
+          "[plan] recomputing " + quoted(root) + " needs " + quoted(t) + ", which codec '" +
+          plan_.decisions[i].codec + "' stores as a derived form (not the tensor itself); keep " +
+          quoted(root) + " or compress " + quoted(t) + " with a codec that restores it");
     }
     if (state_[i] == State::available || retained(id)) return;
     if (state_[i] == State::visiting) {
@@ -119,11 +117,10 @@ void require_codec_fits(const StepGraph& graph, const TensorInfo& t, TensorId id
     for (const auto& op : graph.ops()) {
       for (TensorId s : op->saved()) {
         if (s == id && op->kind() != "gelu") {
-          throw InvalidArgument("[plan] " + quoted(t) + " is compressed with codec '" +
-                                std::string(codec.name()) +
-                                "', which stores a GELU derivative, but the backward of '" +
-                                op->name() + "' (" + std::string(op->kind()) +
-                                ") reads it; keep it or use a codec that restores it");
+          throw InvalidArgument(
+              "[plan] " + quoted(t) + " is compressed with codec '" + std::string(codec.name()) +
+              "', which stores a GELU derivative, but the backward of '" + op->name() + "' (" +
+              std::string(op->kind()) + ") reads it; keep it or use a codec that restores it");
         }
       }
     }

@@ -134,8 +134,8 @@ TEST_F(AdaccCli, PlanPrintsPredictionsAndRejectsInfeasibleBudgets) {
 
 TEST_F(AdaccCli, CodecsTabulatesEveryRoleAndCodecOfATrainedModel) {
   const fs::path data = write("corpus.txt", corpus());
-  ASSERT_EQ(adacc("train --data " + data.string() + kTiny +
-                  " --steps 2 --val-batches 1 --out " + (dir_ / "run").string())
+  ASSERT_EQ(adacc("train --data " + data.string() + kTiny + " --steps 2 --val-batches 1 --out " +
+                  (dir_ / "run").string())
                 .exit_code,
             0);
   const std::string init = (dir_ / "run" / "model.safetensors").string();

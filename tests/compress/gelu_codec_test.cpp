@@ -78,9 +78,9 @@ TEST(GeluCodec, NonFiniteInputsAreRejectedNamingTheFirst) {
   Allocator alloc;
   Context ctx(alloc, 2, 1);
   for (const Spec& sp : kSpecs) {
-    for (float bad : {std::numeric_limits<float>::quiet_NaN(),
-                      std::numeric_limits<float>::infinity(),
-                      -std::numeric_limits<float>::infinity()}) {
+    for (float bad :
+         {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+          -std::numeric_limits<float>::infinity()}) {
       test::Vec v(40000, 0.5);
       Tensor x = test::to_tensor(alloc, v, {200, 200});
       x.data<float>()[33333] = bad;

@@ -27,9 +27,9 @@ struct GroupSpec {
   bool stochastic = false;
 };
 constexpr GroupSpec kGroupCodecs[] = {
-    {"int8-g64", 8, 0},           {"int8-g128", 8, 0, 128},         {"int4-g64", 4, 2},
-    {"int4-g128", 4, 2, 128},     {"int4-g64-sr", 4, 2, 64, true},  {"int4-g64-naive", 4, 0},
-    {"int2-g64", 2, 4},           {"int2-g128", 2, 4, 128},         {"int2-g64-sr", 2, 4, 64, true}};
+    {"int8-g64", 8, 0},       {"int8-g128", 8, 0, 128},        {"int4-g64", 4, 2},
+    {"int4-g128", 4, 2, 128}, {"int4-g64-sr", 4, 2, 64, true}, {"int4-g64-naive", 4, 0},
+    {"int2-g64", 2, 4},       {"int2-g128", 2, 4, 128},        {"int2-g64-sr", 2, 4, 64, true}};
 
 const GroupSpec& spec(std::string_view name) {
   for (const GroupSpec& g : kGroupCodecs) {
@@ -96,11 +96,11 @@ void check_group(const GroupSpec& g, const Shape& s, const test::Vec& v, const t
       }
       // scale/2 (stochastic rounding: scale), with the fp16 rounding of zero (down) and
       // scale (up) allowed for, plus f32 rounding of the decode.
-      const double bound =
-          (g.stochastic ? 1.0 : 0.5) * (((hi - lo) + std::ldexp(std::abs(lo), -10) + std::ldexp(1.0, -24)) / qmax *
-                     (1 + std::ldexp(1.0, -10)) +
-                 std::ldexp(1.0, -24)) +
-          1e-6 * std::max(std::abs(lo), std::abs(hi));
+      const double bound = (g.stochastic ? 1.0 : 0.5) *
+                               (((hi - lo) + std::ldexp(std::abs(lo), -10) + std::ldexp(1.0, -24)) /
+                                    qmax * (1 + std::ldexp(1.0, -10)) +
+                                std::ldexp(1.0, -24)) +
+                           1e-6 * std::max(std::abs(lo), std::abs(hi));
       for (std::int64_t j = 0; j < n; ++j) {
         const std::size_t i = base + static_cast<std::size_t>(j);
         if (outlier[j]) {
@@ -197,8 +197,8 @@ TEST(IntCodecs, HeavyTailedWithPlantedOutliers) {
 TEST(IntCodecs, StochasticRoundingIsUnbiased) {
   Allocator alloc;
   Context ctx(alloc, 2, 1);
-  for (const auto& [sr, nearest] : {std::pair{"int4-g64-sr", "int4-g64"},
-                                    std::pair{"int2-g64-sr", "int2-g64"}}) {
+  for (const auto& [sr, nearest] :
+       {std::pair{"int4-g64-sr", "int4-g64"}, std::pair{"int2-g64-sr", "int2-g64"}}) {
     const GroupSpec& g = spec(sr);
     // Each row: levels spread over [0, 1] by two elements at 0 and 1 that are not outliers
     // (k copies of 1 and of 0 beyond them take the outlier slots), the rest 0.3 * scale
@@ -213,7 +213,8 @@ TEST(IntCodecs, StochasticRoundingIsUnbiased) {
     v = test::round_to_float(v);
     Tensor x = test::to_tensor(alloc, v, {R, C});
     const auto mean_of_values = [&](const char* name) {
-      const test::Vec got = round_trip(ctx, codec_by_name(name), x, expected_bytes(spec(name), {R, C}));
+      const test::Vec got =
+          round_trip(ctx, codec_by_name(name), x, expected_bytes(spec(name), {R, C}));
       double sum = 0;
       std::int64_t n = 0;
       for (std::size_t i = 0; i < v.size(); ++i) {

@@ -46,7 +46,8 @@ test::Vec data_for(const std::string& codec, const Shape& s, Rng& rng) {
   test::Vec v = test::normal_vec(rng, n, 2.0);
   const std::int64_t c = s.empty() ? 1 : s.back();
   for (std::size_t i = 0; i < n; ++i) {
-    if (static_cast<std::int64_t>(i) % c == 5 || i % 97 == 3) v[i] *= 40;  // outlier channel, spikes
+    if (static_cast<std::int64_t>(i) % c == 5 || i % 97 == 3)
+      v[i] *= 40;  // outlier channel, spikes
   }
   return test::round_to_float(v);
 }
@@ -123,7 +124,9 @@ TEST_F(CudaCodecsOnDevice, RejectTheInputsTheCpuRejects) {
     std::vector<float> f(v.begin(), v.end());
     d_x.upload(f.data(), f.size() * 4);
     test::expect_invalid(
-        [&] { gpu_->encode(name, static_cast<const float*>(d_x.data()), {64, 100}, d_enc.data()); },
+        [&] {
+          gpu_->encode(name, static_cast<const float*>(d_x.data()), {64, 100}, d_enc.data());
+        },
         name, "1234");
   }
   // A header of another codec or shape.

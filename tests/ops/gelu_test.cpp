@@ -89,7 +89,8 @@ TEST(Gelu, BackwardFromTheDerivativeEqualsTheBackwardFromTheInput) {
   const Vec dinp0 = test::round_to_float(test::random_vec(rng, n));
   const Shape shape{40, 1000};
   Tensor t_dout = test::to_tensor(alloc, dout, shape, "dout");
-  Tensor a = test::to_tensor(alloc, dinp0, shape, "a"), b = test::to_tensor(alloc, dinp0, shape, "b");
+  Tensor a = test::to_tensor(alloc, dinp0, shape, "a"),
+         b = test::to_tensor(alloc, dinp0, shape, "b");
   ops::gelu_backward(ctx, t_dout, test::to_tensor(alloc, inp, shape, "inp"), a);
   ops::gelu_backward_from_derivative(ctx, t_dout, test::to_tensor(alloc, deriv, shape, "d"), b);
   EXPECT_EQ(test::to_vec(a), test::to_vec(b));
@@ -135,7 +136,6 @@ TEST(GeluReference, KnownValues) {
   EXPECT_NEAR(out[2], 20.0, 1e-12);
   EXPECT_NEAR(out[3], 0.0, 1e-12);
 }
-
 
 TEST(Gelu, RejectsWrongShapes) {
   Allocator alloc;

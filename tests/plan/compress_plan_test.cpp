@@ -47,10 +47,18 @@ class CompressPlanTest : public ::testing::TestWithParam<ops::AttentionKind> {
         {"embed.out", R::residual}, {"lnf.mean", R::norm_stats}, {"lnf.rstd", R::norm_stats}};
     const bool naive = GetParam() == ops::AttentionKind::naive;
     const std::pair<const char*, R> per_layer[] = {
-        {"ln1.out", R::norm_out},    {"ln1.mean", R::norm_stats}, {"ln1.rstd", R::norm_stats},
-        {"qkv.out", R::qkv},         {"attn.out", R::attn_out},   {"res1.out", R::residual},
-        {"ln2.out", R::norm_out},    {"ln2.mean", R::norm_stats}, {"ln2.rstd", R::norm_stats},
-        {"fc.out", R::gelu_in},      {"gelu.out", R::gelu_out},   {"res2.out", R::residual},
+        {"ln1.out", R::norm_out},
+        {"ln1.mean", R::norm_stats},
+        {"ln1.rstd", R::norm_stats},
+        {"qkv.out", R::qkv},
+        {"attn.out", R::attn_out},
+        {"res1.out", R::residual},
+        {"ln2.out", R::norm_out},
+        {"ln2.mean", R::norm_stats},
+        {"ln2.rstd", R::norm_stats},
+        {"fc.out", R::gelu_in},
+        {"gelu.out", R::gelu_out},
+        {"res2.out", R::residual},
         {naive ? "attn.probs" : "attn.lse", naive ? R::attn_probs : R::attn_lse}};
     for (int l = 0; l < kLayers; ++l) {
       for (const auto& [s, role] : per_layer) {
@@ -74,8 +82,7 @@ class CompressPlanTest : public ::testing::TestWithParam<ops::AttentionKind> {
       const runtime::Decision& d = plan.decisions[i];
       if (d.policy == Policy::compress) {
         got[t.name] = d.codec;
-      } else if (saved.count(t.name) || t.name == "loss.grad" ||
-                 t.kind != TensorKind::activation) {
+      } else if (saved.count(t.name) || t.name == "loss.grad" || t.kind != TensorKind::activation) {
         EXPECT_EQ(d.policy, Policy::keep) << t.name;
       } else {
         // Activations that no backward op saves: never retained (keep_all_plan's default).
@@ -122,8 +129,8 @@ TEST_P(CompressPlanTest, UniformPolicyCompressesEveryTensorOfItsCodecsRoles) {
   }
   EXPECT_GE(planned, 12);
   // The generic codecs take the dense roles, the special ones only theirs.
-  EXPECT_EQ(uniform("int4-g64").size(), (GetParam() == ops::AttentionKind::naive ? 9u : 8u) *
-                                            kLayers + 1);
+  EXPECT_EQ(uniform("int4-g64").size(),
+            (GetParam() == ops::AttentionKind::naive ? 9u : 8u) * kLayers + 1);
   EXPECT_EQ(uniform("gelu-deriv-u8").size(), static_cast<std::size_t>(kLayers));
 }
 

@@ -64,8 +64,8 @@ TEST_F(CodecMeasurementTest, CoversEverySavedTensorAndApplicableCodec) {
     const model::TensorInfo& t = graph_.tensor(m.tensor);
     const compress::Codec& c = compress::codec_by_name(m.codec);
     EXPECT_TRUE(c.applies_to(t.role)) << t.name << " " << m.codec;
-    EXPECT_DOUBLE_EQ(m.ratio, static_cast<double>(t.nbytes()) /
-                                  static_cast<double>(c.encoded_bytes(t.shape)));
+    EXPECT_DOUBLE_EQ(
+        m.ratio, static_cast<double>(t.nbytes()) / static_cast<double>(c.encoded_bytes(t.shape)));
     EXPECT_GT(m.tensor_error, 0.0) << t.name << " " << m.codec;  // every codec is lossy
     EXPECT_LT(m.tensor_error, 0.6) << t.name << " " << m.codec;
     EXPECT_TRUE(std::isfinite(m.grad_error)) << t.name << " " << m.codec;

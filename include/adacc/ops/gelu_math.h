@@ -40,7 +40,7 @@ ADACC_GELU_HD inline float exp_nonpositive(float x) {
   // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer; unlike std::floor
   // (which must not raise "inexact") it vectorizes without -ffast-math.
   constexpr float kRound = 12582912.0f;
-  x = x < -87.0f ? -87.0f : x;  // (NaN stays NaN)
+  x = x < -87.0f ? -87.0f : x;                     // (NaN stays NaN)
   const float n = (x * kLog2e + kRound) - kRound;  // nearest integer, in [-126, 0]
   float r = fmaf(n, -kLn2Hi, x);
   r = fmaf(n, -kLn2Lo, r);  // x - n ln2, |r| <= ln2/2

@@ -18,11 +18,11 @@ namespace adacc::runtime {
 struct CodecMeasurement {
   model::TensorId tensor = model::kNoTensor;
   std::string codec;
-  double ratio = 0;         // f32 bytes / encoded bytes
-  double tensor_error = 0;  // ||x' - x|| / ||x|| (x: the tensor, or for codecs that store a
-                            // derived form, that form computed exactly, e.g. gelu'(x))
-  double grad_error = 0;    // ||g' - g|| / ||g|| over every gradient (inputs and parameters)
-                            // the backward of the ops that save the tensor writes
+  double ratio = 0;               // f32 bytes / encoded bytes
+  double tensor_error = 0;        // ||x' - x|| / ||x|| (x: the tensor, or for codecs that store a
+                                  // derived form, that form computed exactly, e.g. gelu'(x))
+  double grad_error = 0;          // ||g' - g|| / ||g|| over every gradient (inputs and parameters)
+                                  // the backward of the ops that save the tensor writes
   double weight_grad_error = -1;  // the same over parameter gradients only (-1: none)
   double encode_seconds = 0, decode_seconds = 0;
 };

@@ -316,7 +316,8 @@ __global__ void group_encode_kernel(const float* x, u8* base, GroupLayout L, u64
   const int nbytes = (n * Bits + 7) / 8;
   for (int b = lane; b < nbytes; b += 32) {
     unsigned byte = 0;
-    for (int e = 0; e < kPerByte; ++e) byte |= static_cast<unsigned>(qs[warp][b * kPerByte + e]) << (Bits * e);
+    for (int e = 0; e < kPerByte; ++e)
+      byte |= static_cast<unsigned>(qs[warp][b * kPerByte + e]) << (Bits * e);
     pk[b] = static_cast<u8>(byte);
   }
 }
@@ -440,10 +441,10 @@ struct GroupSpec {
   bool stochastic;
 };
 constexpr GroupSpec kGroupSpecs[] = {
-    {"int8-g64", 8, 0, 64, false},     {"int8-g128", 8, 0, 128, false},
-    {"int4-g64", 4, 2, 64, false},     {"int4-g128", 4, 2, 128, false},
-    {"int4-g64-sr", 4, 2, 64, true},   {"int4-g64-naive", 4, 0, 64, false},
-    {"int2-g64", 2, 4, 64, false},     {"int2-g128", 2, 4, 128, false},
+    {"int8-g64", 8, 0, 64, false},   {"int8-g128", 8, 0, 128, false},
+    {"int4-g64", 4, 2, 64, false},   {"int4-g128", 4, 2, 128, false},
+    {"int4-g64-sr", 4, 2, 64, true}, {"int4-g64-naive", 4, 0, 64, false},
+    {"int2-g64", 2, 4, 64, false},   {"int2-g128", 2, 4, 128, false},
     {"int2-g64-sr", 2, 4, 64, true},
 };
 
@@ -463,7 +464,8 @@ void launch_group_encode(const float* in, u8* out, const GroupLayout& L, u64* ba
 template <int Bits, int K, int Group>
 void launch_group_decode(const u8* in, float* out, const GroupLayout& L) {
   if (L.groups == 0) return;
-  group_decode_kernel<Bits, K, Group><<<blocks_for(L.groups, kThreads / 32), kThreads>>>(in, out, L);
+  group_decode_kernel<Bits, K, Group>
+      <<<blocks_for(L.groups, kThreads / 32), kThreads>>>(in, out, L);
 }
 
 // The compile-time parameters of each group codec.
@@ -482,14 +484,22 @@ void group_encode(const GroupSpec& s, const float* in, u8* out, const GroupLayou
 }
 void group_decode(const GroupSpec& s, const u8* in, float* out, const GroupLayout& L) {
   switch (s.bits * 1000 + s.k * 10 + s.group / 64) {
-    case 8001: return launch_group_decode<8, 0, 64>(in, out, L);
-    case 8002: return launch_group_decode<8, 0, 128>(in, out, L);
-    case 4021: return launch_group_decode<4, 2, 64>(in, out, L);
-    case 4022: return launch_group_decode<4, 2, 128>(in, out, L);
-    case 4001: return launch_group_decode<4, 0, 64>(in, out, L);
-    case 2041: return launch_group_decode<2, 4, 64>(in, out, L);
-    case 2042: return launch_group_decode<2, 4, 128>(in, out, L);
-    default: throw BackendError("[codec] " + std::string(s.name) + " has no CUDA decode kernel");
+    case 8001:
+      return launch_group_decode<8, 0, 64>(in, out, L);
+    case 8002:
+      return launch_group_decode<8, 0, 128>(in, out, L);
+    case 4021:
+      return launch_group_decode<4, 2, 64>(in, out, L);
+    case 4022:
+      return launch_group_decode<4, 2, 128>(in, out, L);
+    case 4001:
+      return launch_group_decode<4, 0, 64>(in, out, L);
+    case 2041:
+      return launch_group_decode<2, 4, 64>(in, out, L);
+    case 2042:
+      return launch_group_decode<2, 4, 128>(in, out, L);
+    default:
+      throw BackendError("[codec] " + std::string(s.name) + " has no CUDA decode kernel");
   }
 }
 
@@ -551,7 +561,8 @@ void CudaCodecs::encode_async(std::string_view name, const float* in, const Shap
   const std::int64_t n = shape_numel(shape);
   u64* bad = impl_->bad();
   if (name == "bf16") {
-    if (n > 0) bf16_encode_kernel<<<blocks_for(n), kThreads>>>(in, reinterpret_cast<std::uint16_t*>(out), n);
+    if (n > 0)
+      bf16_encode_kernel<<<blocks_for(n), kThreads>>>(in, reinterpret_cast<std::uint16_t*>(out), n);
   } else if (name == "fp8-e4m3") {
     cudaMemsetAsync(impl_->amax(), 0, 4);
     if (n > 0) amax_kernel<<<blocks_for(n), kThreads>>>(in, n, impl_->amax(), bad);
@@ -651,8 +662,8 @@ void CudaCodecs::encode(std::string_view name, const float* in, const Shape& sha
   }
   if (slots[0] != kNone) fail_non_finite(name, in, slots[0], shape);
   if (slots[1] != kNone) {
-    throw InvalidArgument("[" + std::string(name) + "] group " + std::to_string(slots[1]) +
-                          " of " + tensor + " has values beyond the fp16 range of its scale/zero");
+    throw InvalidArgument("[" + std::string(name) + "] group " + std::to_string(slots[1]) + " of " +
+                          tensor + " has values beyond the fp16 range of its scale/zero");
   }
 }
 
