@@ -432,87 +432,116 @@ struct GroupKernels {
     return static_cast<std::uint32_t>(sz[0]) << 16 | sz[1];
   }
 
-  // A whole group (Group elements) in registers: xg -> as encode_group.
-  static std::int64_t encode_full(const float* xg, std::int64_t i0, std::uint8_t* base,
-                                  const GroupLayout& L, std::int64_t g, std::uint8_t* pk) {
+  // U whole groups (Group elements each) in registers, phase by phase so that the
+  // independent dependency chains of the groups (reductions, the fp16 scale) overlap:
+  // xg[u] -> as encode_group, result in ret[u].
+  template <int U>
+  static void encode_full(const float* const (&xg)[U], const std::int64_t (&i0)[U],
+                          std::uint8_t* base, const GroupLayout& L, const std::int64_t (&g)[U],
+                          std::uint8_t* const (&pk)[U], std::int64_t (&ret)[U]) {
     constexpr int kChunks = Group / kLanes;
-    // group_sum's order exactly (8 double lanes over chunks of 8, then lane by lane).
-    V8d acc{};
-    for (int j = 0; j < Group; j += 8) {
-      V8f c8;
-      std::memcpy(&c8, xg + j, sizeof c8);
-      acc += __builtin_convertvector(c8, V8d);
-    }
-    double sum = 0.0;
-    for (int e = 0; e < 8; ++e) sum += acc[e];
-    if (!std::isfinite(sum)) {
-      for (std::int64_t j = 0; j < Group; ++j) {
-        if (!std::isfinite(xg[j])) return j;
+    double sum[U];
+    for (int u = 0; u < U; ++u) {
+      // group_sum's order exactly (8 double lanes over chunks of 8, then lane by lane).
+      V8d acc{};
+      for (int j = 0; j < Group; j += 8) {
+        V8f c8;
+        std::memcpy(&c8, xg[u] + j, sizeof c8);
+        acc += __builtin_convertvector(c8, V8d);
       }
+      sum[u] = 0.0;
+      for (int e = 0; e < 8; ++e) sum[u] += acc[e];
     }
-    V16f v[kChunks], d[kChunks];
-    for (int c = 0; c < kChunks; ++c) v[c] = load16(xg + c * kLanes);
+    bool finite = true;
+    for (int u = 0; u < U; ++u) finite = finite && std::isfinite(sum[u]);
+    if (!finite) {  // rare: the general path finds the element
+      for (int u = 0; u < U; ++u) ret[u] = encode_group(xg[u], Group, i0[u], base, L, g[u], pk[u]);
+      return;
+    }
+    V16f v[U][kChunks], d[U][kChunks];
+    for (int u = 0; u < U; ++u) {
+      for (int c = 0; c < kChunks; ++c) v[u][c] = load16(xg[u] + c * kLanes);
+    }
     constexpr float inf = std::numeric_limits<float>::infinity();
     if constexpr (K > 0) {
       // Outliers: the K largest |x - mean|, ties to the lowest index; taken ones get -1.
-      const auto mean = static_cast<float>(sum / static_cast<double>(Group));
-      for (int c = 0; c < kChunks; ++c) {
-        const V16f t = v[c] - mean;
-        d[c] = t < 0.0f ? -t : t;
+      for (int u = 0; u < U; ++u) {
+        const auto mean = static_cast<float>(sum[u] / static_cast<double>(Group));
+        for (int c = 0; c < kChunks; ++c) {
+          const V16f t = v[u][c] - mean;
+          d[u][c] = t < 0.0f ? -t : t;
+        }
       }
       for (int s = 0; s < K; ++s) {
-        V16f m = d[0];
-        for (int c = 1; c < kChunks; ++c) m = vmax(m, d[c]);
-        const float mx = hreduce(m, [](V16f a, V16f b) { return vmax(a, b); });
-        V16i at = V16i{} + Group;
-        for (int c = 0; c < kChunks; ++c) {
-          at = d[c] == mx ? vmin(at, kIota + c * kLanes) : at;
+        float mx[U];
+        for (int u = 0; u < U; ++u) {
+          V16f m = d[u][0];
+          for (int c = 1; c < kChunks; ++c) m = vmax(m, d[u][c]);
+          mx[u] = hreduce(m, [](V16f a, V16f b) { return vmax(a, b); });
         }
-        const int j = hreduce(at, [](V16i a, V16i b) { return vmin(a, b); });
-        base[L.indices + g * K + s] = static_cast<std::uint8_t>(j);
-        std::memcpy(base + L.values + 4 * (g * K + s), xg + j, 4);
-        for (int c = 0; c < kChunks; ++c) d[c] = kIota + c * kLanes == j ? -1.0f : d[c];
+        int j[U];
+        for (int u = 0; u < U; ++u) {
+          V16i at = V16i{} + Group;
+          for (int c = 0; c < kChunks; ++c) {
+            at = d[u][c] == mx[u] ? vmin(at, kIota + c * kLanes) : at;
+          }
+          j[u] = hreduce(at, [](V16i a, V16i b) { return vmin(a, b); });
+        }
+        for (int u = 0; u < U; ++u) {
+          base[L.indices + g[u] * K + s] = static_cast<std::uint8_t>(j[u]);
+          std::memcpy(base + L.values + 4 * (g[u] * K + s), xg[u] + j[u], 4);
+          for (int c = 0; c < kChunks; ++c) {
+            d[u][c] = kIota + c * kLanes == j[u] ? -1.0f : d[u][c];
+          }
+        }
       }
     }
-    V16f lo_v = V16f{} + inf, hi_v = V16f{} - inf;
-    for (int c = 0; c < kChunks; ++c) {
-      if constexpr (K > 0) {
-        const auto kept = d[c] >= 0.0f;
-        lo_v = vmin(lo_v, kept ? v[c] : V16f{} + inf);
-        hi_v = vmax(hi_v, kept ? v[c] : V16f{} - inf);
-      } else {
-        lo_v = vmin(lo_v, v[c]);
-        hi_v = vmax(hi_v, v[c]);
+    float lo[U], hi[U];
+    for (int u = 0; u < U; ++u) {
+      V16f lo_v = V16f{} + inf, hi_v = V16f{} - inf;
+      for (int c = 0; c < kChunks; ++c) {
+        if constexpr (K > 0) {
+          const auto kept = d[u][c] >= 0.0f;
+          lo_v = vmin(lo_v, kept ? v[u][c] : V16f{} + inf);
+          hi_v = vmax(hi_v, kept ? v[u][c] : V16f{} - inf);
+        } else {
+          lo_v = vmin(lo_v, v[u][c]);
+          hi_v = vmax(hi_v, v[u][c]);
+        }
       }
+      lo[u] = hreduce(lo_v, [](V16f a, V16f b) { return vmin(a, b); });
+      hi[u] = hreduce(hi_v, [](V16f a, V16f b) { return vmax(a, b); });
     }
-    float scale, zero;
-    const bool overflow = scale_zero(hreduce(lo_v, [](V16f a, V16f b) { return vmin(a, b); }),
-                                     hreduce(hi_v, [](V16f a, V16f b) { return vmax(a, b); }), base,
-                                     L, g, scale, zero);
-    const float inv_ok = scale > 0.0f ? 1.0f : 0.0f;
-    const float div = scale > 0.0f ? scale : 1.0f;
-    alignas(64) std::uint8_t q[Group];
-    for (int c = 0; c < kChunks; ++c) {
-      V16f t = (v[c] - zero) / div;
-      if constexpr (Stochastic) {
-        t += hash_units(static_cast<std::uint32_t>(i0 + c * kLanes), salt_of(base, L, g));
-        const V16f r = round_even(t);
-        t = r > t ? r - 1.0f : r;  // floor
-      } else {
-        t = round_even(t);
+    float scale[U], zero[U];
+    bool overflow[U];
+    for (int u = 0; u < U; ++u)
+      overflow[u] = scale_zero(lo[u], hi[u], base, L, g[u], scale[u], zero[u]);
+    for (int u = 0; u < U; ++u) {
+      const float inv_ok = scale[u] > 0.0f ? 1.0f : 0.0f;
+      const float div = scale[u] > 0.0f ? scale[u] : 1.0f;
+      alignas(64) std::uint8_t q[Group];
+      for (int c = 0; c < kChunks; ++c) {
+        V16f t = (v[u][c] - zero[u]) / div;
+        if constexpr (Stochastic) {
+          t += hash_units(static_cast<std::uint32_t>(i0[u] + c * kLanes), salt_of(base, L, g[u]));
+          const V16f r = round_even(t);
+          t = r > t ? r - 1.0f : r;  // floor
+        } else {
+          t = round_even(t);
+        }
+        t = inv_ok * t;
+        t = vmin(vmax(t, V16f{}), V16f{} + static_cast<float>(kQmax));
+        const V16i qi = __builtin_convertvector(t, V16i);
+        for (int e = 0; e < kLanes; ++e) q[c * kLanes + e] = static_cast<std::uint8_t>(qi[e]);
       }
-      t = inv_ok * t;
-      t = vmin(vmax(t, V16f{}), V16f{} + static_cast<float>(kQmax));
-      const V16i qi = __builtin_convertvector(t, V16i);
-      for (int e = 0; e < kLanes; ++e) q[c * kLanes + e] = static_cast<std::uint8_t>(qi[e]);
+      for (int w = 0; w < Group / 8; ++w) {
+        std::uint64_t word;
+        std::memcpy(&word, q + 8 * w, 8);
+        const std::uint64_t packed = pack_word<Bits>(word);
+        std::memcpy(pk[u] + w * Bits, &packed, Bits);  // 8 values of Bits bits = Bits bytes
+      }
+      ret[u] = overflow[u] ? -2 : -1;
     }
-    for (int w = 0; w < Group / 8; ++w) {
-      std::uint64_t word;
-      std::memcpy(&word, q + 8 * w, 8);
-      const std::uint64_t packed = pack_word<Bits>(word);
-      std::memcpy(pk + w * Bits, &packed, Bits);  // 8 values of Bits bits = Bits bytes
-    }
-    return overflow ? -2 : -1;
   }
 
   // A whole group: packed q, (scale, zero), outliers -> yg (Group).
@@ -532,9 +561,11 @@ struct GroupKernels {
   // xg (n <= Group; flat index of its first element i0) -> group g's scale/zero,
   // outliers and packed q in base. Returns -1 when fine, the index in the group of its
   // first non-finite element, or -2 when the scale/zero overflow fp16.
-  static std::int64_t encode_group(const float* xg, std::int64_t n, std::int64_t i0,
-                                   std::uint8_t* base, const GroupLayout& L, std::int64_t g,
-                                   std::uint8_t* pk) {
+  // (Kept out of inter-procedural optimization: it serves short groups and errors, and
+  // specialized for n = Group GCC warns about its never-run tail loops.)
+  [[gnu::noipa]] static std::int64_t encode_group(const float* xg, std::int64_t n, std::int64_t i0,
+                                                  std::uint8_t* base, const GroupLayout& L,
+                                                  std::int64_t g, std::uint8_t* pk) {
     // A double sum of at most 64 floats cannot overflow: it is finite iff every x is.
     const double sum = group_sum(xg, n);
     if (!std::isfinite(sum)) {
@@ -604,16 +635,43 @@ struct GroupKernels {
                      std::int64_t& first_bad, std::int64_t& first_overflow) {
     std::int64_t bad_min = first_bad, overflow_min = first_overflow;
     // x (rows, C) -> per group g: (scale, zero) fp16, K outliers, packed q
+    // Groups in pairs (two whole groups interleave in encode_full); a pair with a short
+    // group goes one by one.
+    const std::int64_t pairs = (L.groups + 1) / 2;
 #pragma omp parallel for schedule(static) reduction(min : bad_min, overflow_min)
-    for (std::int64_t g = 0; g < L.groups; ++g) {
-      const std::int64_t r = g / L.groups_per_row, j0 = (g % L.groups_per_row) * kGroup;
-      const std::int64_t n = std::min(kGroup, L.cols - j0);
-      std::uint8_t* pk = base + L.packed + r * L.row_bytes + j0 * Bits / 8;
-      const std::int64_t bad =
-          n == Group ? encode_full(x + r * L.cols + j0, r * L.cols + j0, base, L, g, pk)
-                     : encode_group(x + r * L.cols + j0, n, r * L.cols + j0, base, L, g, pk);
-      if (bad >= 0) bad_min = std::min(bad_min, r * L.cols + j0 + bad);
-      if (bad == -2) overflow_min = std::min(overflow_min, g);
+    for (std::int64_t p = 0; p < pairs; ++p) {
+      const float* xg[2];
+      std::int64_t i0[2], n[2], g[2], ret[2];
+      std::uint8_t* pk[2];
+      const int count = 2 * p + 1 < L.groups ? 2 : 1;
+      for (int u = 0; u < count; ++u) {
+        g[u] = 2 * p + u;
+        const std::int64_t r = g[u] / L.groups_per_row, j0 = (g[u] % L.groups_per_row) * kGroup;
+        n[u] = std::min(kGroup, L.cols - j0);
+        i0[u] = r * L.cols + j0;
+        xg[u] = x + i0[u];
+        pk[u] = base + L.packed + r * L.row_bytes + j0 * Bits / 8;
+      }
+      if (count == 2 && n[0] == Group && n[1] == Group) {
+        encode_full<2>(xg, i0, base, L, g, pk, ret);
+      } else {
+        for (int u = 0; u < count; ++u) {
+          if (n[u] == Group) {
+            const float* const x1[1] = {xg[u]};
+            const std::int64_t i1[1] = {i0[u]}, g1[1] = {g[u]};
+            std::uint8_t* const p1[1] = {pk[u]};
+            std::int64_t r1[1];
+            encode_full<1>(x1, i1, base, L, g1, p1, r1);
+            ret[u] = r1[0];
+          } else {
+            ret[u] = encode_group(xg[u], n[u], i0[u], base, L, g[u], pk[u]);
+          }
+        }
+      }
+      for (int u = 0; u < count; ++u) {
+        if (ret[u] >= 0) bad_min = std::min(bad_min, i0[u] + ret[u]);
+        if (ret[u] == -2) overflow_min = std::min(overflow_min, g[u]);
+      }
     }
     first_bad = bad_min;
     first_overflow = overflow_min;
