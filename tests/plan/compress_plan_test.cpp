@@ -195,13 +195,7 @@ TEST_P(CompressStepTest, LossIsCloseAndPredictedPeakIsMeasured) {
   model::Gpt2 gpt(config("L=2,C=32,H=4,V=80,T=32", GetParam()), alloc);
   Rng rng(9);
   gpt.init_weights(rng);
-  std::vector<int> tok, tgt;
-  for (int i = 0; i < B * T; ++i) {
-    tok.push_back(static_cast<int>(rng.next_u64() % 80));
-    tgt.push_back(static_cast<int>(rng.next_u64() % 80));
-  }
-  Tensor tokens = test::to_int_tensor(alloc, tok, {B, T});
-  Tensor targets = test::to_int_tensor(alloc, tgt, {B, T}, "targets");
+  const auto [tokens, targets] = test::random_batch(alloc, rng, B, T, 80);
   const model::StepGraph graph = gpt.build_graph(B, T);
 
   // Runs one step under `plan`, checks the memory prediction, returns the loss.

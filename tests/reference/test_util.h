@@ -51,6 +51,19 @@ inline Tensor to_int_tensor(Allocator& alloc, const std::vector<int>& v, Shape s
   return t;
 }
 
+// A random batch: tokens and targets (B,T) in [0, vocab), drawn alternately from rng.
+struct TokenBatch {
+  Tensor tokens, targets;
+};
+inline TokenBatch random_batch(Allocator& alloc, Rng& rng, int B, int T, int vocab) {
+  std::vector<int> tok, tgt;
+  for (int i = 0; i < B * T; ++i) {
+    tok.push_back(static_cast<int>(rng.next_u64() % static_cast<std::uint64_t>(vocab)));
+    tgt.push_back(static_cast<int>(rng.next_u64() % static_cast<std::uint64_t>(vocab)));
+  }
+  return {to_int_tensor(alloc, tok, {B, T}), to_int_tensor(alloc, tgt, {B, T}, "targets")};
+}
+
 inline Vec to_vec(const Tensor& t) {
   const float* p = t.data<float>();
   return Vec(p, p + t.numel());

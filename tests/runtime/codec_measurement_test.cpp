@@ -25,13 +25,9 @@ class CodecMeasurementTest : public ::testing::Test {
   CodecMeasurementTest() : gpt_(config(), alloc_), graph_(gpt_.build_graph(B, T)) {
     Rng rng(11);
     gpt_.init_weights(rng);
-    std::vector<int> tok, tgt;
-    for (int i = 0; i < B * T; ++i) {
-      tok.push_back(static_cast<int>(rng.next_u64() % 64));
-      tgt.push_back(static_cast<int>(rng.next_u64() % 64));
-    }
-    tokens_ = test::to_int_tensor(alloc_, tok, {B, T});
-    targets_ = test::to_int_tensor(alloc_, tgt, {B, T}, "targets");
+    test::TokenBatch batch = test::random_batch(alloc_, rng, B, T, 64);
+    tokens_ = batch.tokens;
+    targets_ = batch.targets;
   }
   static model::ModelConfig config() {
     model::ModelConfig c = model::parse_config("L=2,C=64,H=4,V=64,T=32");
