@@ -26,6 +26,7 @@
 #include "adacc/core/tensor.h"
 #include "adacc/ops/op_checks.h"
 #include "adacc/ops/workspace.h"
+#include "exp_cephes.h"
 
 namespace adacc::ops::cpu::attn {
 
@@ -77,30 +78,12 @@ inline Dims check_qkv(std::string_view op, const Tensor& qkv, int heads) {
   return make_dims(op, qkv.dim(0), qkv.dim(1), C, heads);
 }
 
-// e^x for float, vectorizable (libm's expf is a scalar call the compiler cannot
-// vectorize without -ffast-math). Cephes' expf: x = n ln2 + r with |r| <= ln2/2, a
-// degree-6 polynomial for e^r, and 2^n built in the exponent bits; at most 1.5 ulp.
-// n = round(x log2(e)) comes from adding 1.5 * 2^23, which leaves the integer in the low
-// mantissa bits (std::floor and float->int conversions keep GCC 12 from vectorizing).
-// x is clamped to [-87, 88], so e^x never overflows nor becomes denormal (e^-inf is
-// 1.6e-38, not 0: callers zero masked entries themselves).
+// e^x (exp_cephes) with x clamped to [-87, 88], so e^x never overflows nor becomes
+// denormal (e^-inf is 1.6e-38, not 0: callers zero masked entries themselves).
 inline float exp_approx(float x) {
   x = x < -87.0f ? -87.0f : x;
   x = x > 88.0f ? 88.0f : x;
-  constexpr float kShift = 12582912.0f;  // 1.5 * 2^23
-  const float t = x * 1.44269504088896341f + kShift;
-  const float n = t - kShift;
-  const std::int32_t ni = std::bit_cast<std::int32_t>(t) - 0x4B400000;
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  return p * std::bit_cast<float>((ni + 127) << 23);
+  return exp_cephes(x);
 }
 
 // max(m, row[0..n)), vectorized (std::max returns a reference, which keeps GCC 12's
