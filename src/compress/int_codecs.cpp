@@ -42,6 +42,7 @@
 #include "adacc/compress/codec.h"
 #include "adacc/ops/op_checks.h"
 #include "codec_families.h"
+#include "group_format.h"
 
 #include <omp.h>
 
@@ -53,10 +54,7 @@ namespace adacc::compress {
 
 namespace {
 
-constexpr std::uint32_t kMagic = 0x43494441u;  // "ADIC"
-constexpr std::size_t kHeaderBytes = 16;
 constexpr std::int64_t kMaxGroup = 128;
-constexpr std::uint8_t kUnusedSlot = 255;
 
 // (rows, C) of an f32 tensor of this shape: C is the last dimension.
 struct RowsCols {
@@ -69,17 +67,17 @@ RowsCols rows_cols(const Shape& shape) {
 }
 
 void write_header(std::uint8_t* p, std::uint32_t params, std::int64_t cols, std::uint32_t group) {
-  const std::uint32_t h[4] = {kMagic, params, static_cast<std::uint32_t>(cols), group};
-  std::memcpy(p, h, kHeaderBytes);
+  const std::uint32_t h[4] = {kIntCodecMagic, params, static_cast<std::uint32_t>(cols), group};
+  std::memcpy(p, h, kIntCodecHeaderBytes);
 }
 
 void check_header(std::string_view name, const std::uint8_t* p, std::uint32_t params,
                   std::int64_t cols, std::uint32_t group) {
   std::uint32_t h[4];
-  std::memcpy(h, p, kHeaderBytes);
-  ops::require(
-      h[0] == kMagic && h[1] == params && h[2] == static_cast<std::uint32_t>(cols) && h[3] == group,
-      name, "encoded header does not match this codec and shape");
+  std::memcpy(h, p, kIntCodecHeaderBytes);
+  ops::require(h[0] == kIntCodecMagic && h[1] == params &&
+                   h[2] == static_cast<std::uint32_t>(cols) && h[3] == group,
+               name, "encoded header does not match this codec and shape");
 }
 
 // fp16 bits: round down / up (directed, so the group's range stays inside
@@ -133,7 +131,7 @@ class Int8ChannelCodec final : public Codec {
   }
   std::size_t encoded_bytes(const Shape& shape) const override {
     const RowsCols rc = rows_cols(shape);
-    return kHeaderBytes + 4 * static_cast<std::size_t>(rc.cols) +
+    return kIntCodecHeaderBytes + 4 * static_cast<std::size_t>(rc.cols) +
            static_cast<std::size_t>(rc.rows * rc.cols);
   }
 
@@ -148,8 +146,8 @@ class Int8ChannelCodec final : public Codec {
     write_header(base, kParams, cols, 0);
     // x (rows, C) -> scale (C), q (rows, C)
     const float* x = in.data<float>();
-    float* scale = reinterpret_cast<float*>(base + kHeaderBytes);
-    auto* q = reinterpret_cast<std::int8_t*>(base + kHeaderBytes + 4 * cols);
+    float* scale = reinterpret_cast<float*>(base + kIntCodecHeaderBytes);
+    auto* q = reinterpret_cast<std::int8_t*>(base + kIntCodecHeaderBytes + 4 * cols);
     // Column maxima: each thread owns a range of columns (whole cache lines) and sweeps
     // all rows. x * 0 is NaN exactly for NaN and inf, so `poison` flags non-finite input.
     float poison = 0.0f;
@@ -194,8 +192,8 @@ class Int8ChannelCodec final : public Codec {
     const auto* base = static_cast<const std::uint8_t*>(encoded.raw());
     check_header(name(), base, kParams, cols, 0);
     // scale (C), q (rows, C) -> y (rows, C)
-    const float* scale = reinterpret_cast<const float*>(base + kHeaderBytes);
-    const auto* q = reinterpret_cast<const std::int8_t*>(base + kHeaderBytes + 4 * cols);
+    const float* scale = reinterpret_cast<const float*>(base + kIntCodecHeaderBytes);
+    const auto* q = reinterpret_cast<const std::int8_t*>(base + kIntCodecHeaderBytes + 4 * cols);
     float* y = out.data<float>();
 #pragma omp parallel for schedule(static)
     for (std::int64_t r = 0; r < rows; ++r) {
@@ -207,7 +205,7 @@ class Int8ChannelCodec final : public Codec {
   }
 
  private:
-  static constexpr std::uint32_t kParams = 8u | (1u << 16);
+  static constexpr std::uint32_t kParams = int_codec_params(8, 0, true, false);
 
   [[noreturn]] void throw_if_non_finite(const Tensor& in, std::int64_t first_bad) const {
     ops::fail(name(), "cannot encode non-finite element " + std::to_string(first_bad) + " (= " +
@@ -216,29 +214,6 @@ class Int8ChannelCodec final : public Codec {
 };
 
 // ---------------------------------------------------------------- per-group, outliers
-
-// Where each part of a per-group encoding lies.
-struct GroupLayout {
-  std::int64_t rows, cols, groups_per_row, groups, row_bytes;
-  std::size_t scales, values, indices, packed, total;
-};
-
-GroupLayout group_layout(const Shape& shape, int bits, int k, std::int64_t group) {
-  GroupLayout L{};
-  const RowsCols rc = rows_cols(shape);
-  L.rows = rc.rows;
-  L.cols = rc.cols;
-  L.groups_per_row = (rc.cols + group - 1) / group;
-  L.groups = L.rows * L.groups_per_row;
-  L.row_bytes = (rc.cols * bits + 7) / 8;
-  const auto ng = static_cast<std::size_t>(L.groups);
-  L.scales = kHeaderBytes;
-  L.values = L.scales + 4 * ng;
-  L.indices = L.values + 4 * ng * static_cast<std::size_t>(k);
-  L.packed = L.indices + ng * static_cast<std::size_t>(k);
-  L.total = L.packed + static_cast<std::size_t>(L.rows * L.row_bytes);
-  return L;
-}
 
 // Reductions over a group, in GCC vector types (16 floats; the compiler maps them to
 // AVX-512 or narrower registers), with a scalar tail for short groups.
@@ -356,8 +331,8 @@ auto hreduce(V v, Op op) {
   return v[0];
 }
 V16f round_even(V16f t) {
-  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
-  return (t + kMagic) - kMagic;
+  constexpr float kShift = 12582912.0f;  // 1.5 * 2^23
+  return (t + kShift) - kShift;
 }
 // Uniform [0,1) per lane: hash_unit(first + lane, salt), vectorized.
 V16f hash_units(std::uint32_t first, std::uint32_t salt) {
@@ -582,7 +557,7 @@ struct GroupKernels {
       for (std::int64_t j = 0; j < n; ++j) dist[j] = std::abs(xg[j] - mean);
       for (int s = 0; s < K; ++s) {
         const std::int64_t j = group_argmax(dist, n);
-        std::uint8_t idx = kUnusedSlot;
+        std::uint8_t idx = kUnusedOutlierSlot;
         float value = 0.0f;
         if (j >= 0) {
           idx = static_cast<std::uint8_t>(j);
@@ -703,7 +678,7 @@ struct GroupKernels {
       }
       for (int s = 0; s < K; ++s) {
         const std::uint8_t idx = base[L.indices + g * K + s];
-        if (idx != kUnusedSlot) std::memcpy(&yg[idx], base + L.values + 4 * (g * K + s), 4);
+        if (idx != kUnusedOutlierSlot) std::memcpy(&yg[idx], base + L.values + 4 * (g * K + s), 4);
       }
     }
   }
@@ -758,9 +733,7 @@ class GroupCodec final : public Codec {
 
  private:
   using Kernels = GroupKernels<Bits, K, Group, Stochastic>;
-  static constexpr std::uint32_t kParams = static_cast<std::uint32_t>(Bits) |
-                                           (static_cast<std::uint32_t>(K) << 8) |
-                                           (static_cast<std::uint32_t>(Stochastic) << 17);
+  static constexpr std::uint32_t kParams = int_codec_params(Bits, K, false, Stochastic);
   std::string name_;
 };
 

@@ -18,6 +18,7 @@
 #include <limits>
 #include <string>
 
+#include "../group_format.h"
 #include "adacc/compress/codec.h"
 #include "adacc/compress/cuda_codecs.h"
 #include "adacc/core/error.h"
@@ -174,30 +175,6 @@ __global__ void channel_dequant_kernel(const signed char* q, const float* scale,
 
 // ---------------------------------------------------------------- per group, outliers
 
-constexpr u32 kIntMagic = 0x43494441u;  // "ADIC"
-constexpr u8 kUnusedSlot = 255;
-
-struct GroupLayout {
-  std::int64_t rows, cols, groups_per_row, groups, row_bytes;
-  std::size_t scales, values, indices, packed, total;
-};
-
-GroupLayout group_layout(const Shape& shape, int bits, int k, std::int64_t group) {
-  GroupLayout L{};
-  L.cols = shape.empty() ? 1 : shape.back();
-  L.rows = shape.empty() ? 1 : (L.cols == 0 ? 0 : shape_numel(shape) / L.cols);
-  L.groups_per_row = (L.cols + group - 1) / group;
-  L.groups = L.rows * L.groups_per_row;
-  L.row_bytes = (L.cols * bits + 7) / 8;
-  const auto ng = static_cast<std::size_t>(L.groups);
-  L.scales = 16;
-  L.values = L.scales + 4 * ng;
-  L.indices = L.values + 4 * ng * static_cast<std::size_t>(k);
-  L.packed = L.indices + ng * static_cast<std::size_t>(k);
-  L.total = L.packed + static_cast<std::size_t>(L.rows * L.row_bytes);
-  return L;
-}
-
 __device__ u32 hash_bits(u32 i, u32 salt) {
   u32 h = i * 0x9E3779B9u ^ salt;
   h ^= h >> 16;
@@ -267,7 +244,7 @@ __global__ void group_encode_kernel(const float* x, u8* base, GroupLayout L, u64
     }
     const bool found = best >= 0.0f;
     if (lane == 0) {
-      base[L.indices + g * K + s] = found ? static_cast<u8>(at) : kUnusedSlot;
+      base[L.indices + g * K + s] = found ? static_cast<u8>(at) : kUnusedOutlierSlot;
       const float value = found ? xg[at] : 0.0f;
       memcpy(base + L.values + 4 * (g * K + s), &value, 4);
     }
@@ -344,7 +321,7 @@ __global__ void group_decode_kernel(const u8* base, float* y, GroupLayout L) {
   __syncwarp();
   if (lane < K) {
     const u8 idx = base[L.indices + g * K + lane];
-    if (idx != kUnusedSlot) memcpy(&yg[idx], base + L.values + 4 * (g * K + lane), 4);
+    if (idx != kUnusedOutlierSlot) memcpy(&yg[idx], base + L.values + 4 * (g * K + lane), 4);
   }
 }
 
@@ -504,8 +481,7 @@ void group_decode(const GroupSpec& s, const u8* in, float* out, const GroupLayou
 }
 
 u32 group_params(const GroupSpec& s) {
-  return static_cast<u32>(s.bits) | static_cast<u32>(s.k) << 8 |
-         static_cast<u32>(s.stochastic) << 17;
+  return int_codec_params(s.bits, s.k, false, s.stochastic);
 }
 
 bool is_gelu(std::string_view name) {
@@ -574,7 +550,8 @@ void CudaCodecs::encode_async(std::string_view name, const float* in, const Shap
   } else if (name == "int8-channel") {
     const std::int64_t cols = shape.empty() ? 1 : shape.back();
     const std::int64_t rows = cols == 0 ? 0 : n / cols;
-    write_header(out, kIntMagic, 8u | (1u << 16), static_cast<u32>(cols), 0);
+    write_header(out, kIntCodecMagic, int_codec_params(8, 0, true, false), static_cast<u32>(cols),
+                 0);
     auto* scale = reinterpret_cast<float*>(out + 16);
     if (cols > 0) channel_scale_kernel<<<blocks_for(cols), kThreads>>>(in, rows, cols, scale, bad);
     if (n > 0) {
@@ -583,7 +560,7 @@ void CudaCodecs::encode_async(std::string_view name, const float* in, const Shap
     }
   } else if (const GroupSpec* s = group_spec(name)) {
     const GroupLayout L = group_layout(shape, s->bits, s->k, s->group);
-    write_header(out, kIntMagic, group_params(*s), static_cast<u32>(L.cols),
+    write_header(out, kIntCodecMagic, group_params(*s), static_cast<u32>(L.cols),
                  static_cast<u32>(s->group));
     group_encode(*s, in, out, L, bad, impl_->overflow());
   } else if (name == "softmax-u8") {
@@ -685,9 +662,10 @@ void CudaCodecs::decode(std::string_view name, const void* in, const Shape& shap
     const std::int64_t last = shape.empty() ? 1 : shape.back();
     u32 want[4] = {0, 0, 0, 0};
     if (name == "int8-channel") {
-      want[0] = kIntMagic, want[1] = 8u | (1u << 16), want[2] = static_cast<u32>(last);
+      want[0] = kIntCodecMagic, want[1] = int_codec_params(8, 0, true, false),
+      want[2] = static_cast<u32>(last);
     } else if (const GroupSpec* s = group_spec(name)) {
-      want[0] = kIntMagic, want[1] = group_params(*s), want[2] = static_cast<u32>(last);
+      want[0] = kIntCodecMagic, want[1] = group_params(*s), want[2] = static_cast<u32>(last);
       want[3] = static_cast<u32>(s->group);
     } else if (name == "softmax-u8") {
       codec.encoded_bytes(shape);
