@@ -11,35 +11,17 @@
 #include <cmath>
 
 #include "adacc/compress/codec.h"
-#include "adacc/model/gpt2.h"
 #include "adacc/runtime/plan.h"
 #include "adacc/runtime/step_executor.h"
 #include "reference/test_util.h"
+#include "small_gpt2_fixture.h"
 
 namespace adacc::runtime {
 namespace {
 
-class CodecMeasurementTest : public ::testing::Test {
+class CodecMeasurementTest : public test::SmallGpt2 {
  protected:
-  static constexpr int B = 2, T = 16;
-  CodecMeasurementTest() : gpt_(config(), alloc_), graph_(gpt_.build_graph(B, T)) {
-    Rng rng(11);
-    gpt_.init_weights(rng);
-    test::TokenBatch batch = test::random_batch(alloc_, rng, B, T, 64);
-    tokens_ = batch.tokens;
-    targets_ = batch.targets;
-  }
-  static model::ModelConfig config() {
-    model::ModelConfig c = model::parse_config("L=2,C=64,H=4,V=64,T=32");
-    c.attention = ops::AttentionKind::naive;
-    return c;
-  }
-
-  Allocator alloc_;
-  Context ctx_{alloc_, 2, 1};
-  model::Gpt2 gpt_;
-  model::StepGraph graph_;
-  Tensor tokens_, targets_;
+  CodecMeasurementTest() : SmallGpt2(ops::AttentionKind::naive, 11) {}
 };
 
 TEST_F(CodecMeasurementTest, CoversEverySavedTensorAndApplicableCodec) {

@@ -10,9 +10,9 @@
 
 #include "adacc/compress/codec.h"
 #include "adacc/core/error.h"
-#include "adacc/model/gpt2.h"
 #include "adacc/runtime/step_executor.h"
 #include "reference/test_util.h"
+#include "small_gpt2_fixture.h"
 
 namespace adacc::runtime {
 namespace {
@@ -22,41 +22,19 @@ struct Result {
   test::Vec grads;
 };
 
-// A small GPT-2 with random weights and one batch, run under any plan.
-class CodecsInPlans : public ::testing::Test {
+// The small GPT-2 (flash attention), run under any plan.
+class CodecsInPlans : public test::SmallGpt2 {
  protected:
-  static constexpr int B = 2, T = 16;
-  CodecsInPlans() : gpt_(config(), alloc_), graph_(gpt_.build_graph(B, T)) {
-    Rng rng(7);
-    gpt_.init_weights(rng);
-    test::TokenBatch batch = test::random_batch(alloc_, rng, B, T, 64);
-    tokens_ = batch.tokens;
-    targets_ = batch.targets;
-  }
-  static model::ModelConfig config() {
-    model::ModelConfig c = model::parse_config("L=2,C=64,H=4,V=64,T=32");
-    c.attention = ops::AttentionKind::flash;
-    return c;
-  }
+  CodecsInPlans() : SmallGpt2(ops::AttentionKind::flash, 7) {}
   Result step(const Plan& plan) {
     gpt_.grads().flat.zero();
     StepExecutor exec(graph_, gpt_.params(), gpt_.grads(), ctx_, plan);
     const float loss = exec.forward_backward(tokens_, targets_);
     return Result{loss, test::to_vec(gpt_.grads().flat)};
   }
-  model::TensorId id_of(const std::string& name) const {
-    for (std::size_t i = 0; i < graph_.tensors().size(); ++i) {
-      if (graph_.tensors()[i].name == name) return static_cast<model::TensorId>(i);
-    }
-    ADD_FAILURE() << "no tensor " << name;
-    return model::kNoTensor;
+  std::size_t at(const std::string& name) const {
+    return static_cast<std::size_t>(graph_.find(name));
   }
-
-  Allocator alloc_;
-  Context ctx_{alloc_, 2, 1};
-  model::Gpt2 gpt_;
-  model::StepGraph graph_;
-  Tensor tokens_, targets_;
 };
 
 TEST_F(CodecsInPlans, CompressingEverySavedActivationStaysClose) {
@@ -88,7 +66,7 @@ TEST_F(CodecsInPlans, GeluDerivativeFeedsTheGeluBackward) {
   const Result ref = step(keep_all_plan(graph_));
   Plan plan = keep_all_plan(graph_);
   for (const char* name : {"h0.fc.out", "h1.fc.out"}) {
-    plan.decisions[static_cast<std::size_t>(id_of(name))] = {Policy::compress, "gelu-deriv-u8"};
+    plan.decisions[at(name)] = {Policy::compress, "gelu-deriv-u8"};
   }
   const Result u8 = step(plan);
   EXPECT_EQ(u8.loss, ref.loss);  // the forward never reads the stored form
@@ -106,8 +84,7 @@ TEST_F(CodecsInPlans, GeluDerivativeFeedsTheGeluBackward) {
 TEST_F(CodecsInPlans, StoredDerivativesAreNeverReadAsTheTensor) {
   // A GELU-derivative codec on another role: refused, naming the role and what fits it.
   Plan wrong_role = keep_all_plan(graph_);
-  wrong_role.decisions[static_cast<std::size_t>(id_of("h0.ln2.out"))] = {Policy::compress,
-                                                                         "gelu-deriv-u8"};
+  wrong_role.decisions[at("h0.ln2.out")] = {Policy::compress, "gelu-deriv-u8"};
   try {
     validate(graph_, wrong_role);
     ADD_FAILURE() << "gelu-deriv-u8 on a LayerNorm output was accepted";
@@ -118,19 +95,17 @@ TEST_F(CodecsInPlans, StoredDerivativesAreNeverReadAsTheTensor) {
   }
   // Recomputing the GELU output would re-run GELU on the stored derivative: infeasible.
   Plan recompute = keep_all_plan(graph_);
-  recompute.decisions[static_cast<std::size_t>(id_of("h1.fc.out"))] = {Policy::compress,
-                                                                       "gelu-deriv-u8"};
+  recompute.decisions[at("h1.fc.out")] = {Policy::compress, "gelu-deriv-u8"};
   EXPECT_NO_THROW(validate(graph_, recompute));
-  recompute.decisions[static_cast<std::size_t>(id_of("h1.gelu.out"))] = {Policy::recompute, ""};
+  recompute.decisions[at("h1.gelu.out")] = {Policy::recompute, ""};
   EXPECT_THROW(validate(graph_, recompute), PlanInfeasible);
   // Other generic-role mismatches: softmax-u8 is for probabilities only; the LayerNorm
   // statistics take no codec.
   Plan stats = keep_all_plan(graph_);
-  stats.decisions[static_cast<std::size_t>(id_of("h0.ln1.rstd"))] = {Policy::compress, "bf16"};
+  stats.decisions[at("h0.ln1.rstd")] = {Policy::compress, "bf16"};
   EXPECT_THROW(validate(graph_, stats), InvalidArgument);
   Plan softmax = keep_all_plan(graph_);
-  softmax.decisions[static_cast<std::size_t>(id_of("h0.qkv.out"))] = {Policy::compress,
-                                                                      "softmax-u8"};
+  softmax.decisions[at("h0.qkv.out")] = {Policy::compress, "softmax-u8"};
   EXPECT_THROW(validate(graph_, softmax), InvalidArgument);
 }
 
