@@ -293,15 +293,20 @@ void group_range(const float* x, const float* dist, std::int64_t n, float& lo, f
   for (int e = 0; e < kLanes; ++e) lo = std::min(lo, l[e]), hi = std::max(hi, h[e]);
 }
 
-// A uniform number in [0,1) from 32 bits of a hash of (i, salt) (lowbias32).
-inline float hash_unit(std::uint32_t i, std::uint32_t salt) {
-  std::uint32_t h = i * 0x9E3779B9u ^ salt;
+// The lowbias32 hash of (i, salt); U is std::uint32_t or a vector of them (whole groups).
+template <class U>
+U lowbias32(U i, std::uint32_t salt) {
+  U h = i * 0x9E3779B9u ^ salt;
   h ^= h >> 16;
   h *= 0x7FEB352Du;
   h ^= h >> 15;
   h *= 0x846CA68Bu;
   h ^= h >> 16;
-  return static_cast<float>(h >> 8) * 0x1.0p-24f;
+  return h;
+}
+// A uniform number in [0,1) from its top 24 bits.
+inline float hash_unit(std::uint32_t i, std::uint32_t salt) {
+  return static_cast<float>(lowbias32(i, salt) >> 8) * 0x1.0p-24f;
 }
 
 // Whole-group helpers on GCC vector types: lane-wise select, horizontal reductions by
@@ -336,12 +341,7 @@ V16f round_even(V16f t) {
 }
 // Uniform [0,1) per lane: hash_unit(first + lane, salt), vectorized.
 V16f hash_units(std::uint32_t first, std::uint32_t salt) {
-  V16u h = (__builtin_convertvector(kIota, V16u) + first) * 0x9E3779B9u ^ salt;
-  h ^= h >> 16;
-  h *= 0x7FEB352Du;
-  h ^= h >> 15;
-  h *= 0x846CA68Bu;
-  h ^= h >> 16;
+  const V16u h = lowbias32(__builtin_convertvector(kIota, V16u) + first, salt);
   return __builtin_convertvector(h >> 8, V16f) * 0x1.0p-24f;
 }
 
