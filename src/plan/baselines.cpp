@@ -6,7 +6,6 @@
 // the blocks (layer -1) read from a block must stay kept for per-block checkpointing.
 #include "adacc/plan/baselines.h"
 
-#include <algorithm>
 #include <charconv>
 
 #include "adacc/compress/codec.h"
@@ -133,14 +132,13 @@ std::vector<RoleCodec> default_role_codecs() {
 }
 
 Plan compress_plan(const StepGraph& graph, std::string_view codec) {
-  const std::vector<std::string> known = compress::codec_names();
-  if (std::find(known.begin(), known.end(), codec) == known.end()) {
-    std::string list;
-    for (const std::string& n : known) list += (list.empty() ? "" : ", ") + n;
-    throw InvalidArgument("[plan] compress: unknown codec '" + std::string(codec) +
-                          "'; known: " + list);
+  const compress::Codec* found = nullptr;
+  try {
+    found = &compress::codec_by_name(codec);
+  } catch (const InvalidArgument& e) {  // "[codec] unknown codec 'x'; known: ..."
+    throw InvalidArgument(std::string("[plan] compress: ") + e.what());
   }
-  const compress::Codec& c = compress::codec_by_name(codec);
+  const compress::Codec& c = *found;
   std::vector<RoleCodec> by_role;
   std::string roles;
   for (int r = 0; r < model::kNumTensorRoles; ++r) {
