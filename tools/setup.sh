@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libdnnl-dev            # oneDNN: sgemm (chosen by measurement, docs/matmul.md)
+  ocl-icd-opencl-dev     # only a Recommends of libdnnl-dev, but its CMake config needs OpenCL
   libomp-dev             # OpenMP headers (the runtime used is GCC's libgomp)
   libgtest-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libfmt-dev
