@@ -6,12 +6,16 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <set>
+#include <string>
 
 #include "adacc/core/byte_size.h"
 #include "adacc/core/error.h"
 #include "adacc/model/gpt2.h"
 #include "adacc/plan/plan_io.h"
 #include "adacc/plan/policy.h"
+#include "adacc/train/checkpoint.h"
+#include "adacc/train/run_options.h"
 #include "adacc/train/sampler.h"
 #include "adacc/train/trainer.h"
 #include "codecs_command.h"
@@ -19,17 +23,32 @@
 
 namespace {
 
-// The one piece of process-wide state: set by SIGINT so that training stops at the next
-// step boundary and saves (a signal handler can reach nothing else). A second SIGINT
-// ends the process at once.
+// The one piece of process-wide state: set by SIGINT (Ctrl-C) or SIGTERM (what Slurm,
+// Kubernetes and `timeout` send) so that training stops at the next step boundary and
+// saves, and sampling stops before its next token (a signal handler can reach nothing
+// else). A second signal ends the process at once. An interrupted command exits with
+// 128 + the signal's number (130, 143), as a shell reports a process killed by it.
 std::atomic<bool> g_interrupted{false};
+std::atomic<int> g_signal{0};
 
-extern "C" void on_sigint(int) {
+extern "C" void on_stop_signal(int sig) {
+  g_signal.store(sig);
   g_interrupted.store(true);
   std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+}
+
+void catch_stop_signals() {
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+}
+
+int interrupted_exit_code() {
+  return 128 + g_signal.load();
 }
 
 struct TrainArgs {
+  CLI::App* command = nullptr;
   adacc::train::TrainOptions options;
   std::string schedule = "cosine";
   std::string shuffle = "on";
@@ -41,8 +60,10 @@ struct TrainArgs {
 void add_train_command(CLI::App& app, TrainArgs& a) {
   auto& o = a.options;
   CLI::App* c = app.add_subcommand("train", "Train a GPT-2 model on a text file or token shard");
-  c->add_option("--data", o.data, "Training data: a text file (byte tokens) or an llm.c .bin shard")
-      ->required();
+  a.command = c;
+  c->add_option("--data", o.data,
+                "Training data: a text file (byte tokens) or an llm.c .bin shard (required "
+                "unless --resume)");
   c->add_option("--model", o.model,
                 std::string("gpt2-tiny, gpt2, gpt2-medium, gpt2-large, gpt2-xl, or "
                             "L=..,C=..,H=..,V=..,T=.. (default: --init's shape, else ") +
@@ -50,9 +71,17 @@ void add_train_command(CLI::App& app, TrainArgs& a) {
   c->add_option("--sentencepiece", o.sentencepiece_model,
                 "Encode text with this sentencepiece (BPE) model instead of bytes");
   c->add_option("--init", o.init, "Start from these weights: an llm.c checkpoint or safetensors");
-  c->add_option("--resume", o.resume, "Continue the run saved in this checkpoint directory");
+  c->add_option("--resume", o.resume,
+                "Continue the run saved in this checkpoint directory, with its options (a "
+                "flag that contradicts them is an error; --steps, --policy, --budget and the "
+                "validation, saving and metrics flags may change)");
   c->add_option("--out", o.out_dir,
-                "Checkpoint directory (model.safetensors is written at the end)");
+                "Checkpoint directory (model.safetensors is written at the end); locked while "
+                "training; a new run needs it empty or absent; default with --resume: the "
+                "resumed directory");
+  c->add_flag("--overwrite", o.overwrite,
+              "Let a new run replace the checkpoint in a non-empty --out (files adacc did "
+              "not write are never deleted)");
   c->add_option("--metrics", o.metrics, "Write one JSON object per step to this file (JSONL)");
   c->add_option("--batch", o.batch, "Sequences per batch (B)")->capture_default_str();
   c->add_option("--seq", o.seq, "Tokens per sequence (T)")->capture_default_str();
@@ -78,10 +107,12 @@ void add_train_command(CLI::App& app, TrainArgs& a) {
       ->capture_default_str();
   c->add_option("--budget", o.budget,
                 "Hard cap on engine memory: bytes (6GiB) or a share of the keep-everything peak "
-                "above the fixed part (30%); default: none");
+                "above the fixed part (30%); default: what the machine has (its physical "
+                "memory, or the cgroup's memory limit when lower)");
   c->add_option("--policy", o.policy,
                 "Memory policy: none, full, selective, llmc, every-K, compress, compress-CODEC, "
-                "or a plan file (.json)")
+                "or a plan file: a path ending in .json or containing / (./full is the file, "
+                "full the baseline)")
       ->capture_default_str();
   c->add_option("--val-fraction", o.val_fraction, "Share of the data held out for validation")
       ->capture_default_str();
@@ -102,9 +133,45 @@ void add_train_command(CLI::App& app, TrainArgs& a) {
       ->capture_default_str();
 }
 
+// The flags the user typed, without their dashes.
+std::set<std::string> given_flags(const CLI::App& command) {
+  std::set<std::string> given;
+  for (const CLI::Option* opt : command.get_options()) {
+    if (opt->count() == 0) continue;
+    std::string name = opt->get_name();
+    name.erase(0, name.find_first_not_of('-'));
+    given.insert(name);
+  }
+  return given;
+}
+
 int run_train(TrainArgs& a) {
   using namespace adacc;
   auto& o = a.options;
+  if (!o.resume.empty()) {
+    // The run's options come from its checkpoint; flags given again are checked against
+    // them by train().
+    const std::set<std::string> given = given_flags(*a.command);
+    const train::TrainingState saved = train::read_checkpoint_state(o.resume);
+    train::inherit_run_options(o, given, saved.options_json, o.resume);
+    if (given.count("schedule") == 0) {
+      a.schedule = o.schedule == train::ScheduleKind::cosine ? "cosine" : "constant";
+    }
+    if (given.count("shuffle") == 0) a.shuffle = o.shuffle == train::Shuffle::on ? "on" : "off";
+    if (given.count("attention") == 0) {
+      a.attention = std::string(ops::attention_kind_name(o.attention));
+    }
+  } else if (o.data.empty()) {
+    throw InvalidArgument(
+        "[train] no training data: pass --data FILE (a text file or llm.c "
+        "shard), or --resume DIR to continue a run");
+  }
+  if (a.log_every < 0) {
+    throw InvalidArgument("[train] --log-every must be >= 0, got " + std::to_string(a.log_every));
+  }
+  if (a.sample_tokens < 0) {
+    throw InvalidArgument("[train] --sample must be >= 0, got " + std::to_string(a.sample_tokens));
+  }
   o.schedule = train::parse_schedule(a.schedule);
   if (a.shuffle == "on") {
     o.shuffle = train::Shuffle::on;
@@ -128,32 +195,43 @@ int run_train(TrainArgs& a) {
   cb.on_validation = [&](const train::ValReport& v) { progress.validation(v); };
   cb.on_message = [&](const std::string& m) { progress.message(m); };
   cb.interrupt = &g_interrupted;
-  std::signal(SIGINT, on_sigint);
+  catch_stop_signals();
   const train::TrainResult r = train::train(o, cb);
   progress.finish();
-  std::printf("done: %lld steps in %s, last loss %.4f", static_cast<long long>(r.steps),
+  std::printf("%s: %lld steps in %s, last loss %.4f",
+              r.stop == train::StopReason::interrupted ? "interrupted" : "done",
+              static_cast<long long>(r.steps),
               cli::ProgressDisplay::format_duration(r.seconds).c_str(), r.last_loss);
   if (r.val_loss >= 0) std::printf(", validation loss %.4f", r.val_loss);
   std::printf(", peak memory %s\n", format_bytes(r.peak_bytes).c_str());
-  if (!o.out_dir.empty()) {
-    std::printf("checkpoint: %s%s\n", o.out_dir.c_str(),
-                r.steps == o.steps
-                    ? (" (model: " + (o.out_dir / "model.safetensors").string() + ")").c_str()
-                    : " (resume with --resume)");
+  const bool finished = r.steps == o.steps;
+  if (!r.out_dir.empty()) {
+    std::printf("checkpoint: %s (step %lld)%s\n", r.out_dir.c_str(),
+                static_cast<long long>(r.saved_step),
+                finished ? (", model: " + (r.out_dir / "model.safetensors").string()).c_str() : "");
+    if (!finished) std::printf("resume with: adacc train --resume %s\n", r.out_dir.c_str());
+  } else if (!finished) {
+    std::printf("nothing was saved: pass --out DIR to keep a run that stops early\n");
   }
-  if (a.sample_tokens > 0 && !o.out_dir.empty()) {
+  if (r.stop == train::StopReason::interrupted) {
+    std::fflush(stdout);
+    return interrupted_exit_code();
+  }
+  if (a.sample_tokens > 0 && !r.out_dir.empty() && finished) {
     train::SampleOptions s;
-    s.model = o.out_dir;
+    s.model = r.out_dir;
     s.sentencepiece_model = o.sentencepiece_model;
     s.tokens = a.sample_tokens;
     s.threads = o.threads;
     s.seed = o.seed;
+    s.interrupt = &g_interrupted;
     std::printf("sample:\n");
     train::sample(s, [](std::string_view piece) {
       std::fwrite(piece.data(), 1, piece.size(), stdout);
       std::fflush(stdout);
     });
     std::printf("\n");
+    if (g_interrupted.load()) return interrupted_exit_code();
   }
   return 0;
 }
@@ -174,14 +252,16 @@ void add_sample_command(CLI::App& app, adacc::train::SampleOptions& s) {
                 "The BPE model the model was trained with");
 }
 
-int run_sample(const adacc::train::SampleOptions& s) {
+int run_sample(adacc::train::SampleOptions& s) {
+  s.interrupt = &g_interrupted;
+  catch_stop_signals();
   std::fwrite(s.prompt.data(), 1, s.prompt.size(), stdout);
   adacc::train::sample(s, [](std::string_view piece) {
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
   });
   std::printf("\n");
-  return 0;
+  return g_interrupted.load() ? interrupted_exit_code() : 0;
 }
 
 struct PlanArgs {
@@ -204,8 +284,8 @@ void add_plan_command(CLI::App& app, PlanArgs& a) {
   c->add_option("--batch", a.batch, "Sequences per batch (B)")->capture_default_str();
   c->add_option("--seq", a.seq, "Tokens per sequence (T)")->capture_default_str();
   c->add_option("--policy", a.policy,
-                "none, full, selective, llmc, every-K, compress, compress-CODEC, or a plan file "
-                "(.json)")
+                "none, full, selective, llmc, every-K, compress, compress-CODEC, or a plan file: "
+                "a path ending in .json or containing /")
       ->capture_default_str();
   c->add_option("--budget", a.budget, "Check the plan against this budget (6GiB or 30%)");
   c->add_option("--threads", a.threads, "Threads the step would use (0: all cores)")
@@ -228,6 +308,14 @@ std::string category_line(const std::array<std::size_t, adacc::kMemCategories>& 
 
 int run_plan(const PlanArgs& a) {
   using namespace adacc;
+  if (a.batch <= 0)
+    throw InvalidArgument("[plan] --batch must be positive, got " + std::to_string(a.batch));
+  if (a.seq <= 0)
+    throw InvalidArgument("[plan] --seq must be positive, got " + std::to_string(a.seq));
+  if (a.threads < 0) {
+    throw InvalidArgument("[plan] --threads must be 0 (all cores) or positive, got " +
+                          std::to_string(a.threads));
+  }
   model::ModelConfig cfg = model::parse_config(a.model);
   if (a.attention == "naive") {
     cfg.attention = ops::AttentionKind::naive;

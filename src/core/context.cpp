@@ -3,6 +3,10 @@
 
 #include <omp.h>
 
+#include <string>
+
+#include "adacc/core/error.h"
+
 #if defined(__SSE__)
 #include <immintrin.h>
 #endif
@@ -10,6 +14,10 @@
 namespace adacc {
 
 int Context::resolve_threads(int threads) {
+  if (threads > kMaxThreads) {
+    throw InvalidArgument("[context] --threads must be 0 (all cores) or 1.." +
+                          std::to_string(kMaxThreads) + ", got " + std::to_string(threads));
+  }
   return threads > 0 ? threads : omp_get_num_procs();
 }
 

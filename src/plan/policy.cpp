@@ -12,11 +12,14 @@
 
 namespace adacc::plan {
 
+bool is_plan_file_name(std::string_view policy) {
+  constexpr std::string_view kJson = ".json";
+  return policy.find('/') != std::string_view::npos ||
+         (policy.size() >= kJson.size() && policy.substr(policy.size() - kJson.size()) == kJson);
+}
+
 runtime::Plan plan_for_policy(const model::StepGraph& graph, std::string_view policy) {
-  const std::filesystem::path path{std::string(policy)};
-  if (path.extension() == ".json" || std::filesystem::exists(path)) {
-    return load_plan_file(graph, path);
-  }
+  if (is_plan_file_name(policy)) return load_plan_file(graph, std::filesystem::path(policy));
   return baseline_plan(graph, policy);
 }
 

@@ -371,6 +371,11 @@ std::vector<SafetensorsOutput> hf_outputs(const model::ModelConfig& config,
 // Training checkpoints
 
 constexpr const char* kStateFile = "checkpoint.json";
+// The save journal: the names of the files a save is about to create, written (and
+// synced) before them and removed after checkpoint.json names them. A journal found by
+// the next save is what a killed save left: the files it names that the current
+// checkpoint.json does not name are that save's partial output and are deleted.
+constexpr const char* kSaveJournal = ".adacc-save-journal";
 
 struct CheckpointJson {
   std::int64_t step = 0;
@@ -457,9 +462,9 @@ CheckpointJson read_checkpoint_json(const fs::path& dir) {
   return c;
 }
 
-// Whether `name` is a file a save writes: (model|optim)-<digits>.safetensors or
-// checkpoint.json, each possibly with the temporary suffix .tmp-<digits>.
-bool is_checkpoint_file(std::string_view name) {
+// Whether `name` is a file a save writes ((model|optim)-<digits>.safetensors or
+// checkpoint.json), followed by .tmp-<digits> (AtomicFile's temporary) when `temp`.
+bool is_checkpoint_file(std::string_view name, bool temp) {
   auto digits = [](std::string_view& s) {
     std::size_t n = 0;
     while (n < s.size() && s[n] >= '0' && s[n] <= '9') ++n;
@@ -476,9 +481,12 @@ bool is_checkpoint_file(std::string_view name) {
                   take(name, ".safetensors"))) {
     return false;
   }
-  if (name.empty()) return !state;
+  if (!temp) return name.empty() && !state;
   return take(name, ".tmp-") && digits(name) && name.empty();
 }
+
+bool is_checkpoint_temp_file(std::string_view name) { return is_checkpoint_file(name, true); }
+bool is_checkpoint_file_name(std::string_view name) { return is_checkpoint_file(name, false); }
 
 // Stored options: as JSON when that reproduces the string exactly, else as a string.
 ordered_json options_value(const std::string& options) {
@@ -540,9 +548,36 @@ void save_checkpoint(const fs::path& dir, const model::ModelConfig& config,
   // existed before (a save at the same step again) are replaced in place: a crash then
   // leaves checkpoint.json naming files of the new save, which is the same state when
   // the run resumed exactly.
+  // The files of the checkpoint this save replaces (none if there is none, or if its
+  // checkpoint.json cannot be read: then nothing of it is deleted).
+  std::vector<std::string> previous;
+  if (fs::exists(dir / kStateFile, ec)) {
+    try {
+      const CheckpointJson old = read_checkpoint_json(dir);
+      previous = {old.model, old.optim};
+    } catch (const Error&) {
+    }
+  }
+  // What a killed save left: the files its journal names, unless they are current.
+  if (fs::exists(dir / kSaveJournal, ec)) {
+    std::ifstream in(dir / kSaveJournal);
+    for (std::string name; std::getline(in, name);) {
+      const bool current = std::find(previous.begin(), previous.end(), name) != previous.end();
+      if (!current && is_checkpoint_file_name(name)) fs::remove(dir / name, ec);
+    }
+  }
   std::vector<fs::path> created;
+  std::string journal;
   for (const std::string& name : {model_name, optim_name}) {
-    if (!fs::exists(dir / name, ec)) created.push_back(dir / name);
+    if (!fs::exists(dir / name, ec)) {
+      created.push_back(dir / name);
+      journal += name + "\n";
+    }
+  }
+  {
+    AtomicFile file(dir / kSaveJournal);
+    file.write(journal.data(), journal.size());
+    file.commit();
   }
   try {
     save_safetensors(dir / model_name, config, params);
@@ -567,22 +602,31 @@ void save_checkpoint(const fs::path& dir, const model::ModelConfig& config,
     file.commit();
   } catch (...) {
     for (const fs::path& p : created) fs::remove(p, ec);
+    fs::remove(dir / kSaveJournal, ec);
     throw;
   }
 
-  // The new checkpoint is in place: older files and leftovers of interrupted saves go.
+  // The new checkpoint is in place: the previous one's files and leftovers of
+  // interrupted saves go; nothing else.
+  for (const std::string& name : previous) {
+    if (name != model_name && name != optim_name) fs::remove(dir / name, ec);
+  }
   for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
     const std::string name = e.path().filename().string();
-    if (name == model_name || name == optim_name) continue;
-    if (is_checkpoint_file(name)) {
+    if (is_checkpoint_temp_file(name) || name.rfind(std::string(kSaveJournal) + ".tmp-", 0) == 0) {
       fs::remove(e.path(), ec);
     }
   }
+  fs::remove(dir / kSaveJournal, ec);
 }
 
 model::ModelConfig read_checkpoint_config(const fs::path& dir) {
   const CheckpointJson c = read_checkpoint_json(dir);
   return config_from_spec(dir / kStateFile, c.config);
+}
+
+TrainingState read_checkpoint_state(const fs::path& dir) {
+  return read_checkpoint_json(dir).state;
 }
 
 TrainingState load_checkpoint(const fs::path& dir, const model::ModelConfig& config,

@@ -57,8 +57,21 @@ model::ModelConfig config_of(const std::filesystem::path& path) {
 }  // namespace
 
 std::string sample(const SampleOptions& o, const std::function<void(std::string_view)>& on_text) {
-  if (o.tokens < 0) throw InvalidArgument("[sample] --tokens must be >= 0");
-  if (!(o.temperature > 0)) throw InvalidArgument("[sample] --temperature must be positive");
+  if (o.tokens < 0) {
+    throw InvalidArgument("[sample] --tokens must be >= 0, got " + std::to_string(o.tokens));
+  }
+  if (!(o.temperature > 0) || !std::isfinite(o.temperature)) {
+    throw InvalidArgument("[sample] --temperature must be a positive number, got " +
+                          std::to_string(o.temperature));
+  }
+  if (o.top_k < 0) {
+    throw InvalidArgument("[sample] --top-k must be >= 0 (0: all tokens), got " +
+                          std::to_string(o.top_k));
+  }
+  if (o.threads < 0) {
+    throw InvalidArgument("[sample] --threads must be 0 (all cores) or positive, got " +
+                          std::to_string(o.threads));
+  }
   if (!std::filesystem::exists(o.model)) {
     throw InvalidArgument("[sample] '" + o.model.string() + "' does not exist");
   }
@@ -86,6 +99,7 @@ std::string sample(const SampleOptions& o, const std::function<void(std::string_
   std::vector<float> logits(static_cast<std::size_t>(cfg.vocab));
   std::vector<int> order(static_cast<std::size_t>(cfg.vocab));
   for (int i = 0; i < o.tokens; ++i) {
+    if (o.interrupt != nullptr && o.interrupt->load()) break;
     const int T = static_cast<int>(std::min<std::size_t>(seq.size(), cfg.max_seq));
     const model::StepGraph graph = gpt.build_graph(1, T);
     runtime::StepExecutor exec(graph, gpt.params(), gpt.grads(), ctx);

@@ -3,8 +3,9 @@
 
 #include <chrono>
 #include <cmath>
-#include <fstream>
+#include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "adacc/core/error.h"
 #include "adacc/model/gpt2.h"
@@ -14,6 +15,10 @@
 #include "adacc/runtime/step_executor.h"
 #include "adacc/train/adamw_optimizer.h"
 #include "adacc/train/checkpoint.h"
+#include "adacc/train/machine_memory.h"
+#include "adacc/train/metrics_log.h"
+#include "adacc/train/run_directory.h"
+#include "adacc/train/run_options.h"
 
 namespace adacc::train {
 
@@ -23,32 +28,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-void check_options(const TrainOptions& o) {
-  auto fail = [](const std::string& m) { throw InvalidArgument("[train] " + m); };
-  if (o.data.empty()) fail("no training data: pass --data FILE (a text file or llm.c shard)");
-  if (o.batch <= 0) fail("--batch must be positive, got " + std::to_string(o.batch));
-  if (o.seq <= 0) fail("--seq must be positive, got " + std::to_string(o.seq));
-  if (o.steps <= 0) fail("--steps must be positive, got " + std::to_string(o.steps));
-  if (!(o.lr > 0)) fail("--lr must be positive");
-  if (o.val_fraction < 0 || o.val_fraction >= 1) fail("--val-fraction must be in [0, 1)");
-  if (o.grad_clip < 0) fail("--grad-clip must be >= 0 (0 turns clipping off)");
-  if (o.weight_decay < 0) fail("--weight-decay must be >= 0");
-  if (!o.init.empty() && !o.resume.empty()) fail("give either --init or --resume, not both");
-}
-
-// The options that must not change across a resume, as JSON.
-std::string resume_key(const TrainOptions& o, const model::ModelConfig& cfg) {
-  nlohmann::json j;
-  j["model"] = cfg.describe();
-  j["batch"] = o.batch;
-  j["seq"] = o.seq;
-  j["data"] = std::filesystem::absolute(o.data).lexically_normal().string();
-  j["shuffle"] = o.shuffle == Shuffle::on ? "on" : "off";
-  j["seed"] = o.seed;
-  j["val_fraction"] = o.val_fraction;
-  return j.dump();
 }
 
 // The first token id that is not below `vocab`, as an error.
@@ -64,50 +43,127 @@ void check_vocabulary(const TokenStream& stream, const model::ModelConfig& cfg) 
 }
 
 // The fixed part alone (parameters, gradients, AdamW state) must fit before any plan can.
-void check_fixed_fits(std::size_t budget, const model::ModelConfig& cfg) {
-  const std::size_t fixed = 4 * static_cast<std::size_t>(cfg.num_parameters()) * sizeof(float);
+// `budget_source`: "budget" for --budget, else how the machine's memory was found.
+void check_fixed_fits(std::size_t budget, const model::ModelConfig& cfg,
+                      const std::string& budget_source) {
+  const auto params = static_cast<std::size_t>(cfg.num_parameters());
+  std::size_t fixed = 0;
+  if (__builtin_mul_overflow(params, 4 * sizeof(float), &fixed)) fixed = SIZE_MAX;
   if (fixed > budget) {
-    throw PlanInfeasible("[train] budget " + format_bytes(budget) + " is below the " +
-                         format_bytes(fixed) +
+    throw PlanInfeasible("[train] " + budget_source + " " + format_bytes(budget) +
+                         " is below the " + format_bytes(fixed) +
                          " that the parameters, gradients and AdamW state of " + cfg.describe() +
-                         " need, before any activation; raise --budget");
+                         " need, before any activation; " +
+                         (budget_source == "budget" ? "raise --budget" : "choose a smaller model"));
   }
 }
 
-class MetricsWriter {
- public:
-  MetricsWriter(const std::filesystem::path& path, bool append) {
-    if (path.empty()) return;
-    std::error_code ec;
-    if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
-    out_.open(path, append ? std::ios::app : std::ios::trunc);
-    if (!out_) {
-      throw InvalidArgument("[train] cannot write metrics to '" + path.string() + "'");
-    }
-  }
-  void write(const nlohmann::json& j) {
-    if (!out_.is_open()) return;
-    out_ << j.dump() << '\n';
-    out_.flush();
-  }
+// The fixed part and the policy's step must fit in what the machine has (no --budget).
+void check_fits_machine(const runtime::MemoryPrediction& p, const MachineMemory& m,
+                        const std::string& policy) {
+  if (p.total_peak <= m.bytes) return;
+  throw PlanInfeasible("[train] policy '" + policy + "' needs " + format_bytes(p.total_peak) +
+                       " at its peak (" + p.where + ") but " + m.source + " is " +
+                       format_bytes(m.bytes) +
+                       "; lower --batch or --seq, choose a policy that saves memory (adacc plan "
+                       "compares them), or a smaller model");
+}
 
- private:
-  std::ofstream out_;
-};
+std::string quoted(const std::filesystem::path& p) {
+  return "'" + p.string() + "'";
+}
 
 }  // namespace
 
+void check_train_options(const TrainOptions& o) {
+  auto fail = [](const std::string& m) { throw InvalidArgument("[train] " + m); };
+  auto num = [](double v) {
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return std::string(buf);
+  };
+  if (o.data.empty()) fail("no training data: pass --data FILE (a text file or llm.c shard)");
+  if (o.batch <= 0) fail("--batch must be positive, got " + std::to_string(o.batch));
+  if (o.seq <= 0) fail("--seq must be positive, got " + std::to_string(o.seq));
+  if (o.steps <= 0) fail("--steps must be positive, got " + std::to_string(o.steps));
+  if (!(o.lr > 0) || !std::isfinite(o.lr)) fail("--lr must be a positive number, got " + num(o.lr));
+  if (!(o.min_lr_fraction >= 0 && o.min_lr_fraction <= 1)) {
+    fail("--min-lr-fraction must be in [0, 1], got " + num(o.min_lr_fraction));
+  }
+  if (o.warmup < -1)
+    fail("--warmup must be >= 0 (or -1: 2% of --steps), got " + std::to_string(o.warmup));
+  if (!(o.val_fraction >= 0 && o.val_fraction < 1)) {
+    fail("--val-fraction must be in [0, 1), got " + num(o.val_fraction));
+  }
+  if (!(o.grad_clip >= 0) || !std::isfinite(o.grad_clip)) {
+    fail("--grad-clip must be >= 0 (0 turns clipping off), got " + num(o.grad_clip));
+  }
+  if (!(o.weight_decay >= 0) || !std::isfinite(o.weight_decay)) {
+    fail("--weight-decay must be >= 0, got " + num(o.weight_decay));
+  }
+  if (!(o.beta1 >= 0 && o.beta1 < 1)) fail("--beta1 must be in [0, 1), got " + num(o.beta1));
+  if (!(o.beta2 >= 0 && o.beta2 < 1)) fail("--beta2 must be in [0, 1), got " + num(o.beta2));
+  if (!(o.eps > 0) || !std::isfinite(o.eps)) {
+    fail("--eps must be a positive number, got " + num(o.eps));
+  }
+  if (o.threads < 0 || o.threads > kMaxThreads) {
+    fail("--threads must be 0 (all cores) or 1.." + std::to_string(kMaxThreads) + ", got " +
+         std::to_string(o.threads));
+  }
+  if (o.val_every < 0) fail("--val-every must be >= 0, got " + std::to_string(o.val_every));
+  if (o.val_batches <= 0) {
+    fail("--val-batches must be positive, got " + std::to_string(o.val_batches));
+  }
+  if (o.save_every < 0) fail("--save-every must be >= 0, got " + std::to_string(o.save_every));
+  if (o.max_bad_steps <= 0) {
+    fail("--max-bad-steps must be positive, got " + std::to_string(o.max_bad_steps));
+  }
+  if (o.stop_after < -1) fail("--stop-after must be >= 0, got " + std::to_string(o.stop_after));
+  if (!o.init.empty() && !o.resume.empty()) fail("give either --init or --resume, not both");
+}
+
 TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
-  check_options(o);
+  check_train_options(o);
   const auto t_start = Clock::now();
   auto message = [&](const std::string& m) {
     if (cb.on_message) cb.on_message(m);
   };
 
-  TokenStream stream = load_tokens(o.data, LoadOptions{o.sentencepiece_model});
+  // The run directory first: an unusable --out, or one that another trainer holds, is an
+  // error before any work is done.
+  const std::filesystem::path out =
+      !o.out_dir.empty() ? o.out_dir : o.resume;  // a resumed run saves where it was
+  std::optional<RunDirectory> run_dir;
+  if (!out.empty()) {
+    std::error_code ec;
+    const bool same = !o.resume.empty() && std::filesystem::exists(out, ec) &&
+                      std::filesystem::equivalent(out, o.resume, ec);
+    run_dir.emplace(out, same          ? RunDirectory::Mode::resume
+                         : o.overwrite ? RunDirectory::Mode::overwrite
+                                       : RunDirectory::Mode::fresh);
+  }
+
+  // The model, and (on resume) the checkpoint's state, before any data or memory.
   model::ModelConfig cfg;
+  TrainingState resumed;
   if (!o.resume.empty()) {
+    resumed = read_checkpoint_state(o.resume);
     cfg = read_checkpoint_config(o.resume);
+    if (!o.model.empty()) {
+      const model::ModelConfig want = model::parse_config(o.model);
+      if (want.n_layer != cfg.n_layer || want.n_embd != cfg.n_embd || want.n_head != cfg.n_head ||
+          want.vocab != cfg.vocab || want.max_seq != cfg.max_seq) {
+        throw InvalidArgument("[train] --model " + o.model + " contradicts the run in " +
+                              quoted(o.resume) + ", which is of model " + cfg.describe() +
+                              "; leave --model out to continue with the checkpoint's model");
+      }
+    }
+    check_resume_options(o, resumed.options_json, o.resume);
+    if (resumed.step > o.steps) {
+      throw InvalidArgument("[train] the checkpoint in " + quoted(o.resume) + " is at step " +
+                            std::to_string(resumed.step) + ", beyond --steps " +
+                            std::to_string(o.steps));
+    }
   } else if (!o.init.empty() && o.model.empty()) {
     cfg = read_model_config(o.init);
   } else {
@@ -115,28 +171,40 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
   }
   cfg.attention = o.attention;
   cfg.validate();
-  check_vocabulary(stream, cfg);
   if (o.seq > cfg.max_seq) {
     throw InvalidArgument("[train] --seq " + std::to_string(o.seq) +
                           " is longer than the model's maximum T=" + std::to_string(cfg.max_seq));
   }
 
-  // The plan and the budget, checked by the memory model before anything is allocated.
+  // The budget: --budget, or what the machine has. The fixed part is checked before the
+  // step graph is built, the plan by the memory model; nothing is allocated yet.
+  const MachineMemory machine = machine_memory();
+  std::optional<plan::Budget> request;
+  if (!o.budget.empty()) request = plan::parse_budget(o.budget);
+  if (request && !request->percent) {
+    check_fixed_fits(request->bytes, cfg, "budget");
+  } else if (!request && machine.bytes > 0) {
+    check_fixed_fits(machine.bytes, cfg, machine.source);
+  }
   const model::StepGraph graph = model::build_gpt2_graph(cfg, o.batch, o.seq);
   const runtime::Plan plan = plan::plan_for_policy(graph, o.policy);
   const int threads = Context::resolve_threads(o.threads);
   const auto fixed = runtime::training_fixed_bytes(cfg, o.batch, o.seq);
+  const runtime::MemoryPrediction predicted =
+      runtime::predict_step_memory(graph, plan, threads, fixed);
   std::size_t budget = SIZE_MAX;
-  if (!o.budget.empty()) {
-    const plan::Budget request = plan::parse_budget(o.budget);
-    if (!request.percent) check_fixed_fits(request.bytes, cfg);
+  if (request) {
     budget = plan::resolve_budget(
-        request,
+        *request,
         runtime::predict_step_memory(graph, runtime::keep_all_plan(graph), threads, fixed));
-    plan::check_fits(runtime::predict_step_memory(graph, plan, threads, fixed), budget, o.policy);
+    plan::check_fits(predicted, budget, o.policy);
+  } else if (machine.bytes > 0) {
+    check_fits_machine(predicted, machine, o.policy);
   }
 
   // Data: train/validation split and loaders.
+  TokenStream stream = load_tokens(o.data, LoadOptions{o.sentencepiece_model});
+  check_vocabulary(stream, cfg);
   const std::size_t window =
       static_cast<std::size_t>(o.batch) * static_cast<std::size_t>(o.seq) + 1;
   std::vector<std::int32_t> train_tokens, val_tokens;
@@ -155,29 +223,25 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
   model::Gpt2 gpt(cfg, alloc);
   AdamWOptimizer opt(cfg, alloc, ops::AdamWConfig{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay});
 
-  const std::string key = resume_key(o, cfg);
+  const std::string options_record = run_options_json(o, cfg);
   std::int64_t start_step = 0;
+  TrainResult result;
   if (!o.resume.empty()) {
     const TrainingState state = load_checkpoint(o.resume, cfg, gpt.params(), opt.m(), opt.v());
-    if (state.options_json != key) {
-      throw InvalidArgument("[train] cannot resume from " + o.resume.string() +
-                            ": it was trained with other options (" + state.options_json +
-                            "); now " + key);
-    }
     start_step = state.step;
     opt.set_steps_taken(state.optimizer_steps);
     loader.set_state(state.loader);
     ctx.rng().set_state(state.rng);
+    if (run_dir && std::filesystem::equivalent(run_dir->path(), o.resume)) {
+      result.out_dir = run_dir->path();
+      result.saved_step = start_step;
+    }
     message("resumed from " + o.resume.string() + " at step " + std::to_string(start_step));
   } else if (!o.init.empty()) {
     load_parameters(o.init, cfg, gpt.params());
     message("initialised from " + o.init.string());
   } else {
     gpt.init_weights(ctx.rng());
-  }
-  if (start_step > o.steps) {
-    throw InvalidArgument("[train] the checkpoint is at step " + std::to_string(start_step) +
-                          ", beyond --steps " + std::to_string(o.steps));
   }
 
   runtime::StepExecutor exec(graph, gpt.params(), gpt.grads(), ctx, plan);
@@ -193,7 +257,7 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
   schedule.warmup_steps = o.warmup >= 0 ? o.warmup : o.steps / 50;
   schedule.total_steps = o.steps;
 
-  MetricsWriter metrics(o.metrics, start_step > 0);
+  MetricsLog metrics(o.metrics, o.resume.empty() ? -1 : start_step);
 
   const bool has_val = val_tokens.size() >= window;
   if (o.val_fraction > 0 && !has_val) {
@@ -212,24 +276,36 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
   };
 
   auto save = [&](std::int64_t step) {
-    if (o.out_dir.empty()) return;
+    if (!run_dir) return;
     TrainingState state;
     state.step = step;
     state.optimizer_steps = opt.steps_taken();
     state.rng = ctx.rng().state();
     state.loader = loader.state();
-    state.options_json = key;
-    save_checkpoint(o.out_dir, cfg, gpt.params(), opt.m(), opt.v(), state);
+    state.options_json = options_record;
+    run_dir->commit();
+    save_checkpoint(run_dir->path(), cfg, gpt.params(), opt.m(), opt.v(), state);
+    result.out_dir = run_dir->path();
+    result.saved_step = step;
+  };
+  auto last_good = [&]() -> std::string {
+    if (result.saved_step < 0) return "no checkpoint was saved";
+    return "the last good checkpoint (step " + std::to_string(result.saved_step) + ") is in " +
+           quoted(result.out_dir) + "; resume with --resume " + result.out_dir.string();
   };
 
-  TrainResult result;
   int bad_in_a_row = 0;
   std::int64_t step = start_step;
   std::int64_t steps_this_run = 0;
   for (; step < o.steps; ++step) {
-    if (o.stop_after >= 0 && steps_this_run >= o.stop_after) break;
+    if (o.stop_after >= 0 && steps_this_run >= o.stop_after) {
+      result.stop = StopReason::stop_after;
+      break;
+    }
     if (cb.interrupt != nullptr && cb.interrupt->load()) {
-      message("interrupted at step " + std::to_string(step) + "; saving");
+      message("interrupted at step " + std::to_string(step) +
+              (run_dir ? "; saving" : "; nothing is saved (no --out)"));
+      result.stop = StopReason::interrupted;
       break;
     }
     const auto t0 = Clock::now();
@@ -250,13 +326,11 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
                                     : "gradient norm is " + std::to_string(norm)) +
               "; update skipped (" + std::to_string(bad_in_a_row) + " in a row)");
       if (bad_in_a_row >= o.max_bad_steps) {
-        save(step + 1);
-        throw NumericalError(
-            "[train] " + std::to_string(bad_in_a_row) +
-            " steps in a row had NaN/inf loss or gradients (last at step " +
-            std::to_string(step + 1) + ")" +
-            (o.out_dir.empty() ? "" : "; checkpoint saved in " + o.out_dir.string()) +
-            "; lower --lr or check the data");
+        // The state that diverged is not saved: it would replace the last good one.
+        throw NumericalError("[train] " + std::to_string(bad_in_a_row) +
+                             " steps in a row had NaN/inf loss or gradients (last at step " +
+                             std::to_string(step + 1) + "); " + last_good() +
+                             "; lower --lr or check the data");
       }
     } else {
       bad_in_a_row = 0;
@@ -272,34 +346,40 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
     r.elapsed_s = seconds_since(t_start);
     result.last_loss = loss;
     ++steps_this_run;
-    metrics.write({{"step", r.step},
-                   {"loss", r.loss},
-                   {"lr", r.lr},
-                   {"grad_norm", r.grad_norm},
-                   {"ms", r.ms},
-                   {"tok_s", r.tok_s},
-                   {"peak_bytes", r.peak_bytes},
-                   {"skipped", r.skipped}});
+    metrics.write(nlohmann::json{
+        {"step", r.step},
+        {"loss", r.loss},
+        {"lr", r.lr},
+        {"grad_norm", r.grad_norm},
+        {"ms", r.ms},
+        {"tok_s", r.tok_s},
+        {"peak_bytes", r.peak_bytes},
+        {"skipped",
+         r.skipped}}.dump());
     if (cb.on_step) cb.on_step(r);
 
     const bool last = step + 1 == o.steps;
     if (has_val && !last && o.val_every > 0 && (step + 1) % o.val_every == 0) {
       const ValReport v{step + 1, validate()};
-      metrics.write({{"step", v.step}, {"val_loss", v.val_loss}});
+      metrics.write(nlohmann::json{{"step", v.step}, {"val_loss", v.val_loss}}.dump());
       if (cb.on_validation) cb.on_validation(v);
     }
-    if (o.save_every > 0 && (step + 1) % o.save_every == 0 && !last) save(step + 1);
+    // No checkpoint of a step whose update was skipped: it may be the start of a
+    // divergence, and would replace the last good checkpoint.
+    if (o.save_every > 0 && (step + 1) % o.save_every == 0 && !last && bad_in_a_row == 0) {
+      save(step + 1);
+    }
   }
 
   if (step == o.steps && has_val) {
     result.val_loss = validate();
     const ValReport v{step, result.val_loss};
-    metrics.write({{"step", v.step}, {"val_loss", v.val_loss}});
+    metrics.write(nlohmann::json{{"step", v.step}, {"val_loss", v.val_loss}}.dump());
     if (cb.on_validation) cb.on_validation(v);
   }
-  save(step);
-  if (!o.out_dir.empty() && step == o.steps) {
-    save_safetensors(o.out_dir / "model.safetensors", cfg, gpt.params());
+  if (result.saved_step != step) save(step);
+  if (run_dir && step == o.steps) {
+    save_safetensors(run_dir->path() / "model.safetensors", cfg, gpt.params());
   }
   result.steps = step;
   result.seconds = seconds_since(t_start);

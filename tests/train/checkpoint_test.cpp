@@ -592,24 +592,29 @@ TEST(Checkpoint, InterruptedSaveLeavesThePreviousCheckpointLoadable) {
   const model::ModelConfig cfg = tiny();
   const Trained a = random_training(cfg, alloc, 10);
   save(tmp.path(), cfg, a);
-  // What a crash in the middle of saving step 11 leaves: temporaries, and a model file
-  // renamed into place but cut short, not referenced by checkpoint.json.
+  // What a crash in the middle of saving step 11 leaves: temporaries, the save's journal,
+  // and a model file renamed into place but cut short, not referenced by checkpoint.json.
   const std::vector<char> model = read_all(tmp / "model-10.safetensors");
   write_all(tmp / "model-11.safetensors.tmp-99999", model.data(), model.size() / 3);
   write_all(tmp / "model-11.safetensors", model.data(), model.size() / 2);
+  const std::string journal = "model-11.safetensors\noptim-11.safetensors\n";
+  write_all(tmp / ".adacc-save-journal", journal.data(), journal.size());
   write_all(tmp / "optim-11.safetensors.tmp-99999", "x", 1);
   write_all(tmp / "checkpoint.json.tmp-99999", "{\"step\": 11", 11);
   expect_loads_as(tmp.path(), cfg, alloc, a);
-  // The next save clears the leftovers and keeps other files.
-  for (const char* name : {"notes.txt", "model-best.safetensors", "checkpoint.json.bak"}) {
+  // The next save clears the leftovers and the previous checkpoint's files, and keeps
+  // other files, even those named like a checkpoint's.
+  for (const char* name : {"notes.txt", "model-best.safetensors", "checkpoint.json.bak",
+                           "model-7.safetensors", "optim-7.safetensors"}) {
     write_all(tmp / name, "mine", 4);
   }
   const Trained b = random_training(cfg, alloc, 12);
   save(tmp.path(), cfg, b);
-  EXPECT_EQ(
-      listing(tmp.path()),
-      (std::set<std::string>{"checkpoint.json", "model-12.safetensors", "optim-12.safetensors",
-                             "notes.txt", "model-best.safetensors", "checkpoint.json.bak"}));
+  EXPECT_EQ(listing(tmp.path()),
+            (std::set<std::string>{"checkpoint.json", "model-12.safetensors",
+                                   "optim-12.safetensors", "notes.txt", "model-best.safetensors",
+                                   "checkpoint.json.bak", "model-7.safetensors",
+                                   "optim-7.safetensors"}));
   expect_loads_as(tmp.path(), cfg, alloc, b);
 }
 

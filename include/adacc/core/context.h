@@ -12,13 +12,18 @@
 
 namespace adacc {
 
+// The most threads a Context accepts (beyond it, thread creation fails inside the OpenMP
+// runtime with its own message).
+inline constexpr int kMaxThreads = 1024;
+
 class Context {
  public:
   // threads <= 0 means every core the process may use. Sets the OpenMP team size used
   // by the kernels (and by the matmul library, which shares the OpenMP runtime).
   explicit Context(Allocator& allocator, int threads = 0, std::uint64_t seed = 1337);
 
-  // The thread count a Context made with `threads` uses (<= 0: every core).
+  // The thread count a Context made with `threads` uses (<= 0: every core). More than
+  // kMaxThreads is an InvalidArgument naming --threads.
   static int resolve_threads(int threads);
 
   Allocator& allocator() const { return *allocator_; }

@@ -11,7 +11,13 @@
 
 namespace adacc::plan {
 
-// A baseline's name (none, full, selective, llmc, every-K) or a plan file (JSON).
+// Whether a --policy value names a plan file: a path ending in ".json" or containing
+// '/'. Anything else is a baseline's name, whatever files the working directory holds
+// (a file named "full" does not shadow the baseline; write ./full to mean the file).
+bool is_plan_file_name(std::string_view policy);
+
+// A baseline's name (none, full, selective, llmc, every-K, compress, compress-CODEC) or a
+// plan file (is_plan_file_name).
 runtime::Plan plan_for_policy(const model::StepGraph& graph, std::string_view policy);
 
 // --budget: bytes ("6GiB", "500000000") or a percentage ("30%") meaning the fixed part

@@ -63,15 +63,21 @@ struct TrainingState {
 
 // Saves a training checkpoint into directory `dir` (created if missing):
 // model-<step>.safetensors (as save_safetensors), optim-<step>.safetensors (tensors "m"
-// and "v", flat), then checkpoint.json naming them; after that, older model-*/optim-*
-// files and leftovers of interrupted saves are deleted. A failing save (BackendError)
-// removes what it wrote and leaves the previous checkpoint in place.
+// and "v", flat), then checkpoint.json naming them. After that, the two files that the
+// previous checkpoint.json named, and temporary files of interrupted saves
+// (<name>.tmp-<pid>), are deleted; nothing else is: a user's file named like a
+// checkpoint file stays. A failing save (BackendError) removes what it wrote and leaves
+// the previous checkpoint in place. One writer per directory (train/run_directory.h).
 void save_checkpoint(const std::filesystem::path& dir, const model::ModelConfig& config,
                      const model::ParamSet& params, const model::ParamSet& adam_m,
                      const model::ParamSet& adam_v, const TrainingState& state);
 
 // The config of the checkpoint in `dir`.
 model::ModelConfig read_checkpoint_config(const std::filesystem::path& dir);
+
+// The state recorded in `dir`'s checkpoint.json (step, RNG, loader, options), without
+// reading the model files.
+TrainingState read_checkpoint_state(const std::filesystem::path& dir);
 
 // Loads a checkpoint saved by save_checkpoint; the ParamSets must have the config's
 // shapes. A missing directory or checkpoint.json is an InvalidArgument; a corrupt

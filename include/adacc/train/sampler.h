@@ -3,6 +3,7 @@
 // last position's logits at a temperature.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -21,6 +22,8 @@ struct SampleOptions {
   int top_k = 0;             // 0: all tokens
   std::uint64_t seed = 1337;
   int threads = 0;
+  // When set and true (e.g. from a SIGINT handler), generation stops before the next token.
+  const std::atomic<bool>* interrupt = nullptr;
 };
 
 // Generates text; `on_text` receives each new piece as soon as it is decoded.

@@ -53,8 +53,12 @@ struct TrainOptions {
   std::filesystem::path sentencepiece_model;  // optional BPE for text
   std::filesystem::path init;                 // llm.c checkpoint or safetensors
   std::filesystem::path resume;               // checkpoint directory to continue
-  std::filesystem::path out_dir;              // checkpoints and the final model
-  std::filesystem::path metrics;              // JSONL, one object per step
+  // Checkpoints and the final model; empty with `resume` set: the resumed directory.
+  // Created and locked before anything else happens (train/run_directory.h); a new run
+  // refuses a non-empty directory unless `overwrite`.
+  std::filesystem::path out_dir;
+  bool overwrite = false;         // a new run may replace out_dir's checkpoint
+  std::filesystem::path metrics;  // JSONL, one object per step
   int batch = 16;
   int seq = 256;
   std::int64_t steps = 1000;
@@ -82,17 +86,32 @@ struct TrainOptions {
   std::int64_t stop_after = -1;  // stop (and save) after this many steps of this run; -1: no
 };
 
+// Checks every option's range (a NaN, a beta of 1, a negative epsilon, ...) and throws an
+// InvalidArgument naming the flag, its value and what it must be.
+void check_train_options(const TrainOptions& options);
+
+enum class StopReason : std::uint8_t {
+  finished,     // all the steps were taken
+  stop_after,   // --stop-after steps were taken
+  interrupted,  // the interrupt flag was raised
+};
+
 struct TrainResult {
   std::int64_t steps = 0;  // optimizer steps taken in total (including resumed ones)
   float last_loss = 0;
   float val_loss = -1;  // final validation loss, -1 if there was no validation data
   double seconds = 0;
   std::size_t peak_bytes = 0;
+  StopReason stop = StopReason::finished;
+  std::filesystem::path out_dir;  // where checkpoints went (empty: nowhere)
+  std::int64_t saved_step = -1;   // the step of the last checkpoint in out_dir, -1: none
 };
 
-// Runs training as the options say. Throws adacc errors with one-line messages; if
-// training has to stop because of repeated NaN/inf, it saves a checkpoint first (when
-// out_dir is set) and throws NumericalError.
+// Runs training as the options say. Throws adacc errors with one-line messages. If
+// training has to stop because of repeated NaN/inf, it throws NumericalError without
+// saving the diverged state: the last checkpoint saved (or resumed from) stays as it is,
+// and the message says where it is. Without --budget the budget is what the machine has
+// (train/machine_memory.h), so a model that cannot fit is refused before any allocation.
 TrainResult train(const TrainOptions& options, const TrainCallbacks& callbacks = {});
 
 }  // namespace adacc::train
