@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The GPU check, in two halves (see /work/.library/device/METHOD.md for the method):
+# The GPU check, in two halves:
 #
 #   tools/device_check.sh pack   here: build the CUDA test and benchmark (nvcc 13, sm_90),
 #                                 gather them and their non-system shared libraries into
 #                                 build/device.tar.xz (the device machine has none of
 #                                 Debian's libraries and installs nothing)
-#   tools/device_check.sh run    on the lent GPU (run with carry=["build/device.tar.xz"]):
+#   tools/device_check.sh run    on a GPU machine, with build/device.tar.xz copied there:
 #                                 unpack, then run the CUDA codec tests (every codec against
 #                                 the CPU, byte for byte) and the GPU codec benchmark beside a
 #                                 device-to-device copy; logs go to $OUT, a short table last.

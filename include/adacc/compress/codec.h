@@ -1,4 +1,4 @@
-// Codecs turn an activation into a smaller buffer and back (ARCHITECTURE.md, "Codecs").
+// Codecs turn an activation into a smaller buffer and back (docs/architecture.md, "Codecs").
 // The runtime's compress policy encodes a saved tensor after its last forward use and
 // decodes it into a workspace buffer before the backward op that needs it.
 #pragma once

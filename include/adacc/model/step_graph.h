@@ -57,7 +57,7 @@ std::string_view tensor_role_name(TensorRole role);
 enum class SavedForm : std::uint8_t { value, gelu_derivative };
 
 struct TensorInfo {
-  std::string name;  // "h3.fch", "lnf.out", "transformer.h.3.mlp.c_fc.weight", ...
+  std::string name;  // "h3.fc.out", "lnf.out", "transformer.h.3.mlp.c_fc.weight", ...
   Shape shape;
   DType dtype = DType::f32;
   TensorKind kind = TensorKind::activation;

@@ -1,4 +1,4 @@
-// AdamW with bias correction and decoupled weight decay (ARCHITECTURE.md, GPT-2):
+// AdamW with bias correction and decoupled weight decay:
 //   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
 //   m_hat = m / (1 - b1^t);  v_hat = v / (1 - b2^t)
 //   param -= lr * (m_hat / (sqrt(v_hat) + eps) + weight_decay * param)

@@ -1,7 +1,7 @@
-// Baseline planners: the fixed recipes that adacc's MILP must dominate (ARCHITECTURE.md,
-// "The plan"). Each maps a step graph to a Plan without any cost model; every plan they
-// return passes runtime::validate. A block's input is the residual stream entering it
-// ("embed.out" for h0, "h{l-1}.res2.out" otherwise).
+// Baseline planners: fixed recipes, the points of comparison for any planner that chooses
+// per tensor (docs/architecture.md, "Plans"). Each maps a step graph to a Plan without any
+// cost model; every plan they return passes runtime::validate. A block's input is the
+// residual stream entering it ("embed.out" for h0, "h{l-1}.res2.out" otherwise).
 #pragma once
 
 #include <string>

@@ -1,4 +1,4 @@
-// Plans as files and as tables (ARCHITECTURE.md, "Files and formats": plans as JSON).
+// Plans as files and as tables (docs/architecture.md, "File formats": plan JSON).
 //
 // A plan file lists only the tensors whose policy differs from keep_all_plan's, by name,
 // so that it stays short, readable and valid for any batch shape of the same model:
