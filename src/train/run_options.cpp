@@ -1,6 +1,7 @@
 // The run's options in its checkpoint (see run_options.h).
 #include "adacc/train/run_options.h"
 
+#include <charconv>
 #include <nlohmann/json.hpp>
 
 #include "adacc/core/error.h"
@@ -86,6 +87,8 @@ constexpr Entry kEntries[] = {
    [](TrainOptions& o, const json& j) { o.save_every = j.get<std::int64_t>(); }},
   {"max-bad-steps", false, [](const TrainOptions& o) { return json(o.max_bad_steps); },
    [](TrainOptions& o, const json& j) { o.max_bad_steps = j.get<int>(); }},
+  {"threads", false, [](const TrainOptions& o) { return json(o.threads); },
+   [](TrainOptions& o, const json& j) { o.threads = j.get<int>(); }},
   {"metrics", false, [](const TrainOptions& o) { return json(absolute_path(o.metrics)); },
    [](TrainOptions& o, const json& j) { o.metrics = j.get<std::string>(); }},
 };
@@ -104,7 +107,15 @@ json parse_record(std::string_view text, const fs::path& dir) {
 
 // A value as a user would type it after the flag.
 std::string shown(const json& v) {
-  std::string s = v.is_string() ? v.get<std::string>() : v.dump();
+  std::string s;
+  if (v.is_number_float()) {
+    // Options are floats: their shortest form is what the user typed.
+    char buf[32];
+    const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v.get<float>());
+    s.assign(buf, ec == std::errc() ? end : buf);
+  } else {
+    s = v.is_string() ? v.get<std::string>() : v.dump();
+  }
   if (s.size() > 120) s = s.substr(0, 117) + "...";
   return s.empty() ? "''" : s;
 }

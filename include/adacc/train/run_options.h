@@ -8,9 +8,9 @@
 //    beta1, beta2, eps; and the model, which the checkpoint's config gives): a resumed
 //    run takes them from the checkpoint, and a value that contradicts it is an error;
 //  - those a resumed run may change (steps, attention, policy, budget, val-every,
-//    val-batches, save-every, max-bad-steps, metrics): taken from the checkpoint unless
-//    given again.
-// Threads are never taken from a checkpoint (they belong to the machine).
+//    val-batches, save-every, max-bad-steps, threads, metrics): taken from the checkpoint
+//    unless given again. (Threads too: a different count can change the last bits of
+//    reductions, so continuing bit-exactly needs the same count.)
 #pragma once
 
 #include <filesystem>
