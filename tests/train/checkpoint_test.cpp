@@ -636,6 +636,10 @@ TEST(Checkpoint, FailedSaveLeavesNothingBehind) {
   const std::vector<char> json = read_all(dir / "checkpoint.json");
   Trained b = random_training(cfg, alloc, 7);
   fs::create_directories(dir / "optim-7.safetensors" / "blocker");
+  // A journal naming the current checkpoint's files (a save killed after it committed
+  // checkpoint.json, before it removed the journal): they are not a partial save's.
+  const std::string journal = "model-6.safetensors\noptim-6.safetensors\n";
+  write_all(dir / ".adacc-save-journal", journal.data(), journal.size());
   EXPECT_ERROR(BackendError, save(dir, cfg, b), "optim-7.safetensors");
   EXPECT_EQ(listing(dir), (std::set<std::string>{"checkpoint.json", "model-6.safetensors",
                                                  "optim-6.safetensors", "optim-7.safetensors"}));
