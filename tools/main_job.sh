@@ -25,6 +25,7 @@ memory=(--policy llmc --budget 75%)  # recompute GELU and LayerNorm outputs; 75%
 build/release/adacc plan --model "$model" "${shape[@]}" "${memory[@]}"
 echo
 
+# --overwrite: running the main job again replaces its previous run in runs/kjv.
 build/release/adacc train --data data/kjv.txt --model "$model" "${shape[@]}" "${memory[@]}" \
   --steps 1000 --lr 2e-3 --val-every 200 \
-  --out runs/kjv --metrics runs/kjv/metrics.jsonl --sample 400 "$@"
+  --out runs/kjv --overwrite --metrics runs/kjv/metrics.jsonl --sample 400 "$@"
