@@ -27,14 +27,6 @@ std::string quoted(const TensorInfo& t) {
   return "'" + t.name + "'";
 }
 
-std::vector<bool> saved_mask(const StepGraph& graph) {
-  std::vector<bool> saved(graph.tensors().size(), false);
-  for (const auto& op : graph.ops()) {
-    for (TensorId id : op->saved()) saved.at(static_cast<std::size_t>(id)) = true;
-  }
-  return saved;
-}
-
 // Depth-first check that every recomputation a plan asks for can be carried out.
 class RecomputeChecker {
  public:
@@ -98,9 +90,25 @@ class RecomputeChecker {
   TensorId root_ = model::kNoTensor;
 };
 
+// For every tensor, the first op (in forward order) whose backward reads it and cannot
+// take a GELU derivative in its place (every kind but "gelu"); -1 if none. One pass over
+// the ops, so that checking all compressed tensors stays linear in the graph.
+std::vector<int> first_value_reader(const StepGraph& graph) {
+  std::vector<int> first(graph.tensors().size(), -1);
+  for (int o = 0; o < static_cast<int>(graph.ops().size()); ++o) {
+    const model::OpNode& op = graph.op(o);
+    if (op.kind() == "gelu") continue;
+    for (TensorId s : op.saved()) {
+      int& f = first.at(static_cast<std::size_t>(s));
+      if (f < 0) f = o;
+    }
+  }
+  return first;
+}
+
 // Throws InvalidArgument unless `codec` is meant for t's role and every backward op that
-// reads t accepts what the codec decodes to.
-void require_codec_fits(const StepGraph& graph, const TensorInfo& t, TensorId id,
+// reads t accepts what the codec decodes to (`value_reader`: first_value_reader(graph)[id]).
+void require_codec_fits(const StepGraph& graph, const TensorInfo& t, int value_reader,
                         const compress::Codec& codec) {
   if (!codec.applies_to(t.role)) {
     std::string fits;
@@ -113,17 +121,12 @@ void require_codec_fits(const StepGraph& graph, const TensorInfo& t, TensorId id
                           "', which is not meant for that role; " +
                           (fits.empty() ? "keep or recompute it" : "use one of: " + fits));
   }
-  if (codec.decodes_to() == model::SavedForm::gelu_derivative) {
-    for (const auto& op : graph.ops()) {
-      for (TensorId s : op->saved()) {
-        if (s == id && op->kind() != "gelu") {
-          throw InvalidArgument(
-              "[plan] " + quoted(t) + " is compressed with codec '" + std::string(codec.name()) +
-              "', which stores a GELU derivative, but the backward of '" + op->name() + "' (" +
-              std::string(op->kind()) + ") reads it; keep it or use a codec that restores it");
-        }
-      }
-    }
+  if (codec.decodes_to() == model::SavedForm::gelu_derivative && value_reader >= 0) {
+    const model::OpNode& op = graph.op(value_reader);
+    throw InvalidArgument(
+        "[plan] " + quoted(t) + " is compressed with codec '" + std::string(codec.name()) +
+        "', which stores a GELU derivative, but the backward of '" + op.name() + "' (" +
+        std::string(op.kind()) + ") reads it; keep it or use a codec that restores it");
   }
 }
 
@@ -142,7 +145,7 @@ std::string_view policy_name(Policy policy) {
 }
 
 Plan keep_all_plan(const StepGraph& graph) {
-  const std::vector<bool> saved = saved_mask(graph);
+  const std::vector<bool> saved = saved_tensors(graph);
   Plan plan;
   plan.planner = "none";
   plan.decisions.resize(graph.tensors().size());
@@ -151,6 +154,14 @@ Plan keep_all_plan(const StepGraph& graph) {
     plan.decisions[i].policy = activation && !saved[i] ? Policy::recompute : Policy::keep;
   }
   return plan;
+}
+
+std::vector<bool> saved_tensors(const StepGraph& graph) {
+  std::vector<bool> saved(graph.tensors().size(), false);
+  for (const auto& op : graph.ops()) {
+    for (TensorId id : op->saved()) saved.at(static_cast<std::size_t>(id)) = true;
+  }
+  return saved;
 }
 
 bool is_saved(const StepGraph& graph, TensorId id) {
@@ -177,7 +188,8 @@ void validate(const StepGraph& graph, const Plan& plan) {
                           " tensors; make the plan for this graph (same model, batch and "
                           "sequence length)");
   }
-  const std::vector<bool> saved = saved_mask(graph);
+  const std::vector<bool> saved = saved_tensors(graph);
+  std::vector<int> value_reader;  // first_value_reader, made when a compress decision needs it
 
   // Malformed decisions, tensor by tensor.
   for (std::size_t i = 0; i < n; ++i) {
@@ -200,7 +212,8 @@ void validate(const StepGraph& graph, const Plan& plan) {
         throw InvalidArgument("[plan] " + quoted(t) + " is " + std::string(dtype_name(t.dtype)) +
                               " but codecs encode f32 tensors; keep or recompute it");
       }
-      require_codec_fits(graph, t, static_cast<TensorId>(i), compress::codec_by_name(d.codec));
+      if (value_reader.empty()) value_reader = first_value_reader(graph);
+      require_codec_fits(graph, t, value_reader[i], compress::codec_by_name(d.codec));
     }
     if (d.policy == Policy::recompute && saved[i] &&
         !is_recomputable(graph, static_cast<TensorId>(i))) {
