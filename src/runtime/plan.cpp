@@ -27,21 +27,39 @@ std::string quoted(const TensorInfo& t) {
   return "'" + t.name + "'";
 }
 
-// Depth-first check that every recomputation a plan asks for can be carried out.
+// Depth-first check that every recomputation a plan asks for can be carried out. The
+// search keeps its own stack: a chain of recomputations can run through every block of
+// the model (every-<k> with k >= L), far deeper than the call stack allows.
 class RecomputeChecker {
  public:
   RecomputeChecker(const StepGraph& graph, const Plan& plan, const std::vector<bool>& saved)
       : graph_(graph), plan_(plan), saved_(saved), state_(graph.tensors().size(), State::unknown) {}
 
   // Throws PlanInfeasible unless `id` (a saved activation whose policy is recompute) can
-  // be rebuilt in the backward.
+  // be rebuilt in the backward: visits the inputs of its producer, recursively, in order.
   void check_root(TensorId id) {
     root_ = id;
-    require_available(id, /*via=*/-1);
+    if (!enter(id, /*via=*/-1)) return;
+    stack_.push_back({id, 0});
+    while (!stack_.empty()) {
+      const TensorId top = stack_.back().id;
+      const std::vector<TensorId>& inputs = graph_.op(graph_.tensor(top).producer).inputs();
+      if (stack_.back().next < inputs.size()) {
+        const TensorId input = inputs[stack_.back().next++];
+        if (enter(input, top)) stack_.push_back({input, 0});
+      } else {
+        state_[static_cast<std::size_t>(top)] = State::available;
+        stack_.pop_back();
+      }
+    }
   }
 
  private:
   enum class State : std::uint8_t { unknown, visiting, available };
+  struct Frame {
+    TensorId id;       // being rebuilt (State::visiting)
+    std::size_t next;  // its producer's next input to visit
+  };
 
   bool retained(TensorId id) const {
     const TensorInfo& t = graph_.tensor(id);
@@ -50,8 +68,10 @@ class RecomputeChecker {
            plan_.decisions[static_cast<std::size_t>(id)].policy != Policy::recompute;
   }
 
-  // `via`: the tensor whose producer needs `id` (-1 for the root).
-  void require_available(TensorId id, TensorId via) {
+  // Visits `id`, needed by the producer of `via` (-1 for the root): throws if it can be
+  // neither used as it is nor rebuilt; returns whether it must be rebuilt (it is then
+  // marked visiting, and its producer's inputs are to be visited).
+  bool enter(TensorId id, TensorId via) {
     const auto i = static_cast<std::size_t>(id);
     const TensorInfo& t = graph_.tensor(id);
     const TensorInfo& root = graph_.tensor(root_);
@@ -63,7 +83,7 @@ class RecomputeChecker {
           plan_.decisions[i].codec + "' stores as a derived form (not the tensor itself); keep " +
           quoted(root) + " or compress " + quoted(t) + " with a codec that restores it");
     }
-    if (state_[i] == State::available || retained(id)) return;
+    if (state_[i] == State::available || retained(id)) return false;
     if (state_[i] == State::visiting) {
       throw PlanInfeasible("[plan] recomputing " + quoted(root) + " needs " + quoted(t) +
                            ", whose own recomputation needs it again (a cycle in the graph); "
@@ -79,14 +99,14 @@ class RecomputeChecker {
           " and cannot be recomputed; keep or compress " + quoted(root) + " instead");
     }
     state_[i] = State::visiting;
-    for (TensorId input : graph_.op(t.producer).inputs()) require_available(input, id);
-    state_[i] = State::available;
+    return true;
   }
 
   const StepGraph& graph_;
   const Plan& plan_;
   const std::vector<bool>& saved_;
   std::vector<State> state_;
+  std::vector<Frame> stack_;
   TensorId root_ = model::kNoTensor;
 };
 
