@@ -1,7 +1,9 @@
 // GPT-2 initialisation and step graph (see gpt2.h).
 #include "adacc/model/gpt2.h"
 
+#include <charconv>
 #include <cmath>
+#include <string_view>
 #include <unordered_map>
 
 #include "adacc/core/error.h"
@@ -59,9 +61,13 @@ StepGraph build_gpt2_graph(const ModelConfig& config, int B, int T) {
   g.batch = B;
   g.seq = T;
 
-  // Parameters, in ParamSet::named() order.
-  std::unordered_map<std::string, TensorId> param_id;
+  // Parameters, in ParamSet::named() order. A block's parameters are looked up by their
+  // suffix and layer ("transformer.h.<layer>.<suffix>"): one small map of suffixes, each
+  // to its ids by layer, so that a graph of many blocks is built in time linear in L.
+  std::unordered_map<std::string_view, TensorId> param_id;                  // outside blocks
+  std::unordered_map<std::string_view, std::vector<TensorId>> block_param;  // by suffix
   const std::vector<ParamSpec> named = param_layout(config);
+  constexpr std::string_view kBlockPrefix = "transformer.h.";
   for (std::size_t i = 0; i < named.size(); ++i) {
     TensorInfo info;
     info.name = named[i].name;
@@ -69,11 +75,29 @@ StepGraph build_gpt2_graph(const ModelConfig& config, int B, int T) {
     info.kind = TensorKind::param;
     info.role = TensorRole::param;
     info.param_index = static_cast<int>(i);
-    const std::string name = info.name;
-    param_id[name] = g.add_tensor(std::move(info));
+    const TensorId id = g.add_tensor(std::move(info));
+    const std::string_view name = named[i].name;
+    if (name.substr(0, kBlockPrefix.size()) != kBlockPrefix) {
+      param_id.emplace(name, id);
+      continue;
+    }
+    const char* const last = name.data() + name.size();
+    int layer = -1;
+    const auto [end, ec] = std::from_chars(name.data() + kBlockPrefix.size(), last, layer);
+    if (ec != std::errc() || end == last || *end != '.' || layer < 0 || layer >= config.n_layer) {
+      throw InvalidArgument("[gpt2] parameter '" + named[i].name + "' names no block");
+    }
+    std::vector<TensorId>& ids = block_param[std::string_view(end + 1, last)];
+    ids.resize(static_cast<std::size_t>(config.n_layer), kNoTensor);
+    ids[static_cast<std::size_t>(layer)] = id;
   }
   auto param = [&](int layer, const char* suffix) {
-    return param_id.at("transformer.h." + std::to_string(layer) + "." + suffix);
+    const TensorId id = block_param.at(suffix).at(static_cast<std::size_t>(layer));
+    if (id == kNoTensor) {
+      throw InvalidArgument("[gpt2] block " + std::to_string(layer) + " has no parameter '" +
+                            suffix + "'");
+    }
+    return id;
   };
   auto act = [&](std::string name, Shape shape, TensorRole role, int layer,
                  DType dtype = DType::f32) {

@@ -26,10 +26,7 @@ using runtime::Policy;
 // Recompute the saved activations for which `pick` says yes; keep the rest.
 template <class Pick>
 Plan recompute_where(const StepGraph& graph, std::string planner, Pick pick) {
-  std::vector<bool> saved(graph.tensors().size(), false);
-  for (const auto& op : graph.ops()) {
-    for (TensorId id : op->saved()) saved.at(static_cast<std::size_t>(id)) = true;
-  }
+  const std::vector<bool> saved = runtime::saved_tensors(graph);
   Plan plan = runtime::keep_all_plan(graph);
   plan.planner = std::move(planner);
   for (std::size_t i = 0; i < graph.tensors().size(); ++i) {
@@ -106,13 +103,14 @@ Plan compress_plan(const StepGraph& graph, const std::vector<RoleCodec>& by_role
                             std::string(model::tensor_role_name(rc.role)));
     }
   }
+  const std::vector<bool> saved = runtime::saved_tensors(graph);
   Plan plan = runtime::keep_all_plan(graph);
   plan.planner = std::move(planner);
   for (std::size_t i = 0; i < graph.tensors().size(); ++i) {
     const auto id = static_cast<TensorId>(i);
     const TensorInfo& t = graph.tensor(id);
-    if (t.kind != TensorKind::activation || t.dtype != DType::f32 ||
-        !runtime::is_saved(graph, id) || !runtime::is_recomputable(graph, id)) {
+    if (t.kind != TensorKind::activation || t.dtype != DType::f32 || !saved[i] ||
+        !runtime::is_recomputable(graph, id)) {
       continue;
     }
     for (const RoleCodec& rc : by_role) {

@@ -114,12 +114,12 @@ std::string to_json(const Plan& plan, const StepGraph& graph) {
   for (std::size_t i = 0; i < graph.tensors().size(); ++i) {
     const Decision& d = plan.decisions[i];
     if (same_decision(d, base.decisions[i])) continue;
-    const std::string& name = graph.tensors()[i].name;
-    if (d.policy == Policy::compress) {
-      tensors[name] = Json{{"compress", d.codec}};
-    } else {
-      tensors[name] = std::string(runtime::policy_name(d.policy));
-    }
+    // Appended, not tensors[name] = ...: an ordered_json lookup is a linear search, and
+    // the graph's names are distinct.
+    tensors.get_ref<Json::object_t&>().emplace_back(
+        graph.tensors()[i].name, d.policy == Policy::compress
+                                     ? Json{{"compress", d.codec}}
+                                     : Json(std::string(runtime::policy_name(d.policy))));
   }
   Json j = Json::object();
   j["planner"] = plan.planner;

@@ -27,29 +27,39 @@ std::string quoted(const TensorInfo& t) {
   return "'" + t.name + "'";
 }
 
-std::vector<bool> saved_mask(const StepGraph& graph) {
-  std::vector<bool> saved(graph.tensors().size(), false);
-  for (const auto& op : graph.ops()) {
-    for (TensorId id : op->saved()) saved.at(static_cast<std::size_t>(id)) = true;
-  }
-  return saved;
-}
-
-// Depth-first check that every recomputation a plan asks for can be carried out.
+// Depth-first check that every recomputation a plan asks for can be carried out. The
+// search keeps its own stack: a chain of recomputations can run through every block of
+// the model (every-<k> with k >= L), far deeper than the call stack allows.
 class RecomputeChecker {
  public:
   RecomputeChecker(const StepGraph& graph, const Plan& plan, const std::vector<bool>& saved)
       : graph_(graph), plan_(plan), saved_(saved), state_(graph.tensors().size(), State::unknown) {}
 
   // Throws PlanInfeasible unless `id` (a saved activation whose policy is recompute) can
-  // be rebuilt in the backward.
+  // be rebuilt in the backward: visits the inputs of its producer, recursively, in order.
   void check_root(TensorId id) {
     root_ = id;
-    require_available(id, /*via=*/-1);
+    if (!enter(id, /*via=*/-1)) return;
+    stack_.push_back({id, 0});
+    while (!stack_.empty()) {
+      const TensorId top = stack_.back().id;
+      const std::vector<TensorId>& inputs = graph_.op(graph_.tensor(top).producer).inputs();
+      if (stack_.back().next < inputs.size()) {
+        const TensorId input = inputs[stack_.back().next++];
+        if (enter(input, top)) stack_.push_back({input, 0});
+      } else {
+        state_[static_cast<std::size_t>(top)] = State::available;
+        stack_.pop_back();
+      }
+    }
   }
 
  private:
   enum class State : std::uint8_t { unknown, visiting, available };
+  struct Frame {
+    TensorId id;       // being rebuilt (State::visiting)
+    std::size_t next;  // its producer's next input to visit
+  };
 
   bool retained(TensorId id) const {
     const TensorInfo& t = graph_.tensor(id);
@@ -58,8 +68,10 @@ class RecomputeChecker {
            plan_.decisions[static_cast<std::size_t>(id)].policy != Policy::recompute;
   }
 
-  // `via`: the tensor whose producer needs `id` (-1 for the root).
-  void require_available(TensorId id, TensorId via) {
+  // Visits `id`, needed by the producer of `via` (-1 for the root): throws if it can be
+  // neither used as it is nor rebuilt; returns whether it must be rebuilt (it is then
+  // marked visiting, and its producer's inputs are to be visited).
+  bool enter(TensorId id, TensorId via) {
     const auto i = static_cast<std::size_t>(id);
     const TensorInfo& t = graph_.tensor(id);
     const TensorInfo& root = graph_.tensor(root_);
@@ -71,7 +83,7 @@ class RecomputeChecker {
           plan_.decisions[i].codec + "' stores as a derived form (not the tensor itself); keep " +
           quoted(root) + " or compress " + quoted(t) + " with a codec that restores it");
     }
-    if (state_[i] == State::available || retained(id)) return;
+    if (state_[i] == State::available || retained(id)) return false;
     if (state_[i] == State::visiting) {
       throw PlanInfeasible("[plan] recomputing " + quoted(root) + " needs " + quoted(t) +
                            ", whose own recomputation needs it again (a cycle in the graph); "
@@ -87,20 +99,36 @@ class RecomputeChecker {
           " and cannot be recomputed; keep or compress " + quoted(root) + " instead");
     }
     state_[i] = State::visiting;
-    for (TensorId input : graph_.op(t.producer).inputs()) require_available(input, id);
-    state_[i] = State::available;
+    return true;
   }
 
   const StepGraph& graph_;
   const Plan& plan_;
   const std::vector<bool>& saved_;
   std::vector<State> state_;
+  std::vector<Frame> stack_;
   TensorId root_ = model::kNoTensor;
 };
 
+// For every tensor, the first op (in forward order) whose backward reads it and cannot
+// take a GELU derivative in its place (every kind but "gelu"); -1 if none. One pass over
+// the ops, so that checking all compressed tensors stays linear in the graph.
+std::vector<int> first_value_reader(const StepGraph& graph) {
+  std::vector<int> first(graph.tensors().size(), -1);
+  for (int o = 0; o < static_cast<int>(graph.ops().size()); ++o) {
+    const model::OpNode& op = graph.op(o);
+    if (op.kind() == "gelu") continue;
+    for (TensorId s : op.saved()) {
+      int& f = first.at(static_cast<std::size_t>(s));
+      if (f < 0) f = o;
+    }
+  }
+  return first;
+}
+
 // Throws InvalidArgument unless `codec` is meant for t's role and every backward op that
-// reads t accepts what the codec decodes to.
-void require_codec_fits(const StepGraph& graph, const TensorInfo& t, TensorId id,
+// reads t accepts what the codec decodes to (`value_reader`: first_value_reader(graph)[id]).
+void require_codec_fits(const StepGraph& graph, const TensorInfo& t, int value_reader,
                         const compress::Codec& codec) {
   if (!codec.applies_to(t.role)) {
     std::string fits;
@@ -113,17 +141,12 @@ void require_codec_fits(const StepGraph& graph, const TensorInfo& t, TensorId id
                           "', which is not meant for that role; " +
                           (fits.empty() ? "keep or recompute it" : "use one of: " + fits));
   }
-  if (codec.decodes_to() == model::SavedForm::gelu_derivative) {
-    for (const auto& op : graph.ops()) {
-      for (TensorId s : op->saved()) {
-        if (s == id && op->kind() != "gelu") {
-          throw InvalidArgument(
-              "[plan] " + quoted(t) + " is compressed with codec '" + std::string(codec.name()) +
-              "', which stores a GELU derivative, but the backward of '" + op->name() + "' (" +
-              std::string(op->kind()) + ") reads it; keep it or use a codec that restores it");
-        }
-      }
-    }
+  if (codec.decodes_to() == model::SavedForm::gelu_derivative && value_reader >= 0) {
+    const model::OpNode& op = graph.op(value_reader);
+    throw InvalidArgument(
+        "[plan] " + quoted(t) + " is compressed with codec '" + std::string(codec.name()) +
+        "', which stores a GELU derivative, but the backward of '" + op.name() + "' (" +
+        std::string(op.kind()) + ") reads it; keep it or use a codec that restores it");
   }
 }
 
@@ -142,7 +165,7 @@ std::string_view policy_name(Policy policy) {
 }
 
 Plan keep_all_plan(const StepGraph& graph) {
-  const std::vector<bool> saved = saved_mask(graph);
+  const std::vector<bool> saved = saved_tensors(graph);
   Plan plan;
   plan.planner = "none";
   plan.decisions.resize(graph.tensors().size());
@@ -151,6 +174,14 @@ Plan keep_all_plan(const StepGraph& graph) {
     plan.decisions[i].policy = activation && !saved[i] ? Policy::recompute : Policy::keep;
   }
   return plan;
+}
+
+std::vector<bool> saved_tensors(const StepGraph& graph) {
+  std::vector<bool> saved(graph.tensors().size(), false);
+  for (const auto& op : graph.ops()) {
+    for (TensorId id : op->saved()) saved.at(static_cast<std::size_t>(id)) = true;
+  }
+  return saved;
 }
 
 bool is_saved(const StepGraph& graph, TensorId id) {
@@ -177,7 +208,8 @@ void validate(const StepGraph& graph, const Plan& plan) {
                           " tensors; make the plan for this graph (same model, batch and "
                           "sequence length)");
   }
-  const std::vector<bool> saved = saved_mask(graph);
+  const std::vector<bool> saved = saved_tensors(graph);
+  std::vector<int> value_reader;  // first_value_reader, made when a compress decision needs it
 
   // Malformed decisions, tensor by tensor.
   for (std::size_t i = 0; i < n; ++i) {
@@ -200,7 +232,8 @@ void validate(const StepGraph& graph, const Plan& plan) {
         throw InvalidArgument("[plan] " + quoted(t) + " is " + std::string(dtype_name(t.dtype)) +
                               " but codecs encode f32 tensors; keep or recompute it");
       }
-      require_codec_fits(graph, t, static_cast<TensorId>(i), compress::codec_by_name(d.codec));
+      if (value_reader.empty()) value_reader = first_value_reader(graph);
+      require_codec_fits(graph, t, value_reader[i], compress::codec_by_name(d.codec));
     }
     if (d.policy == Policy::recompute && saved[i] &&
         !is_recomputable(graph, static_cast<TensorId>(i))) {

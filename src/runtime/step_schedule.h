@@ -79,28 +79,50 @@ class StepSchedule {
   }
 
  private:
-  // Makes `id` available for the backward of op `o`.
+  // Makes `id` available for the backward of op `o`: present already, decoded, or rebuilt
+  // by re-running its producer after making the producer's inputs available the same way
+  // (depth first, inputs in order). The recursion keeps its own stack: a chain of
+  // recomputations can run through every block of the model.
   void ensure(Store& s, model::TensorId id, int o, std::vector<model::TensorId>& transients) const {
-    if (s.present(id) || !is_activation(id)) return;
+    struct Frame {
+      model::TensorId id;  // to be rebuilt
+      std::size_t next;    // its producer's next input to make available
+    };
+    std::vector<Frame> stack;
+    if (needs_rebuild(s, id, o)) stack.push_back({id, 0});
+    while (!stack.empty()) {
+      const model::TensorInfo& info = graph_.tensor(stack.back().id);
+      const model::OpNode& producer = graph_.op(info.producer);
+      if (stack.back().next < producer.inputs().size()) {
+        const model::TensorId in = producer.inputs()[stack.back().next++];
+        if (needs_rebuild(s, in, o)) stack.push_back({in, 0});
+        continue;
+      }
+      std::vector<model::TensorId> rebuilt;
+      for (model::TensorId out : producer.outputs()) {
+        if (!s.present(out)) rebuilt.push_back(out);
+      }
+      s.recompute(info.producer);
+      transients.insert(transients.end(), rebuilt.begin(), rebuilt.end());
+      stack.pop_back();
+    }
+  }
+
+  // One step of ensure: returns false if `id` is present (or not an activation) or was
+  // decoded now; true if it must be recomputed; throws if it cannot be.
+  bool needs_rebuild(Store& s, model::TensorId id, int o) const {
+    if (s.present(id) || !is_activation(id)) return false;
     if (s.has_encoded(id)) {
       s.decode(id, compress::codec_by_name(decision(id).codec));
-      return;
+      return false;
     }
-    const model::TensorInfo& info = graph_.tensor(id);
     if (!is_recomputable(graph_, id)) {
-      throw PlanInfeasible("[runtime] '" + info.name + "' is needed by the backward of '" +
-                           graph_.op(o).name() +
+      throw PlanInfeasible("[runtime] '" + graph_.tensor(id).name +
+                           "' is needed by the backward of '" + graph_.op(o).name() +
                            "' but was neither kept nor compressed, and it "
                            "cannot be recomputed");
     }
-    const model::OpNode& producer = graph_.op(info.producer);
-    for (model::TensorId in : producer.inputs()) ensure(s, in, o, transients);
-    std::vector<model::TensorId> rebuilt;
-    for (model::TensorId out : producer.outputs()) {
-      if (!s.present(out)) rebuilt.push_back(out);
-    }
-    s.recompute(info.producer);
-    transients.insert(transients.end(), rebuilt.begin(), rebuilt.end());
+    return true;
   }
 
   bool is_activation(model::TensorId id) const {
