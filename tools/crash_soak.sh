@@ -4,9 +4,13 @@
 # files of an uninterrupted run.
 #
 #   1. An uninterrupted reference run, saving every step, into WORK/ref; its wall time D.
-#   2. A run into WORK/run, killed with `kill -9` after a delay drawn uniformly from [0, D)
-#      (so kills land before the first checkpoint, in steps, in checkpoint writes and in the
-#      final save of model.safetensors), then resumed with --resume WORK/run --out WORK/run
+#      A resume of a copy of its final checkpoint (start-up, final validation and saves)
+#      takes E.
+#   2. A run into WORK/run, killed with `kill -9` after a delay drawn uniformly from
+#      [0, 1.25 * (E + D * (S - s) / S)) when starting from step s of S (about the time the
+#      attempt needs, and a quarter more, so that one in five or so finishes), so that
+#      kills land before the first checkpoint, in steps, in checkpoint writes and in
+#      the final save of model.safetensors; then resumed with --resume WORK/run --out WORK/run
 #      and the same options, killed again, and so on. After each kill:
 #        - with no checkpoint.json (nothing saved yet) the directory is removed and the
 #          next attempt starts from scratch;
@@ -159,6 +163,18 @@ ref_ms=$(( $(now_ms) - t0 ))
 [ -f "$ref/model.safetensors" ] || fail "the reference run wrote no $ref/model.safetensors"
 [ "$(checkpoint_step "$ref")" = "$steps" ] || fail "the reference checkpoint is not at step $steps"
 echo "crash_soak: reference run: $steps steps in $ref_ms ms"
+# The end: start-up, final validation and saves, measured as a resume of a copy of the
+# reference's final checkpoint without its model.safetensors (which it must write again).
+cp -a "$ref" "$work/end"
+rm "$work/end/model.safetensors"
+t0=$(now_ms)
+"$binary" train "${options[@]}" --resume "$work/end" --out "$work/end" > "$logs/end.log" 2>&1 ||
+  { log_tail "$logs/end.log"; fail "resuming the reference's final checkpoint failed (log: $logs/end.log)"; }
+end_ms=$(( $(now_ms) - t0 ))
+cmp -s "$ref/model.safetensors" "$work/end/model.safetensors" ||
+  fail "resuming the reference's final checkpoint wrote another model.safetensors ($work/end)"
+rm -rf "$work/end"
+echo "crash_soak: resuming at the end: $end_ms ms"
 # A finishing attempt that takes this long has hung.
 hang_s=$(( ref_ms * 20 / 1000 + 60 ))
 
@@ -187,8 +203,10 @@ while :; do
       --metrics "$metrics" > "$log" 2>&1 || rc=$?
     [ "$rc" != 137 ] && [ "$rc" != 124 ] || fail "attempt $attempt hung (killed after ${hang_s}s; log: $log)"
   else
+    # A delay drawn uniformly over what is left of the reference run's duration (and one
+    # step more), so that resumed attempts are killed too and kills reach the final save.
     r=$(( (RANDOM << 15) | RANDOM ))
-    delay_ms=$(( ref_ms * r >> 30 ))
+    delay_ms=$(( (end_ms + ref_ms * (steps - from) / steps) * 5 / 4 * r >> 30 ))
     "$binary" train "${options[@]}" "${resume[@]}" --out "$run" --metrics "$metrics" > "$log" 2>&1 &
     child=$!
     sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
