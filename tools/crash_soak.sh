@@ -144,8 +144,10 @@ last_metrics_step() {
 # Whether directories $1 and $2 hold the same checkpoint.json and files it names.
 same_checkpoint() {
   local a=$1 b=$2 what=$3 f
-  cmp -s "$a/checkpoint.json" "$b/checkpoint.json" ||
+  if ! cmp -s "$a/checkpoint.json" "$b/checkpoint.json"; then
+    diff "$a/checkpoint.json" "$b/checkpoint.json" | head -n 12 | sed 's/^/    /' >&2 || true
     fail "$what: checkpoint.json differs: $a/checkpoint.json vs $b/checkpoint.json"
+  fi
   for f in $(checkpoint_files "$a"); do
     [ -f "$b/$f" ] || fail "$what: $b/$f is missing (named by $a/checkpoint.json)"
     cmp -s "$a/$f" "$b/$f" || fail "$what: $f differs: $a/$f vs $b/$f"
