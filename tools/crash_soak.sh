@@ -7,8 +7,8 @@
 #      A resume of a copy of its final checkpoint (start-up, final validation and saves)
 #      takes E.
 #   2. A run into WORK/run, killed with `kill -9` after a delay drawn uniformly from
-#      [0, 1.25 * (E + D * (S - s) / S)) when starting from step s of S (about the time the
-#      attempt needs, and a quarter more, so that one in five or so finishes), so that
+#      [0, 1.5 * (E + D * (S - s) / S)) when starting from step s of S (about the time the
+#      attempt needs, and half as much again, so that about one in three finishes), so that
 #      kills land before the first checkpoint, in steps, in checkpoint writes and in
 #      the final save of model.safetensors; then resumed with --resume WORK/run --out WORK/run
 #      and the same options, killed again, and so on. After each kill:
@@ -208,7 +208,7 @@ while :; do
     # A delay drawn uniformly over what is left of the reference run's duration (and one
     # step more), so that resumed attempts are killed too and kills reach the final save.
     r=$(( (RANDOM << 15) | RANDOM ))
-    delay_ms=$(( (end_ms + ref_ms * (steps - from) / steps) * 5 / 4 * r >> 30 ))
+    delay_ms=$(( (end_ms + ref_ms * (steps - from) / steps) * 3 / 2 * r >> 30 ))
     "$binary" train "${options[@]}" "${resume[@]}" --out "$run" --metrics "$metrics" > "$log" 2>&1 &
     child=$!
     sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
