@@ -203,12 +203,14 @@ while :; do
     rc=0
     timeout -s KILL "$hang_s" "$binary" train "${options[@]}" "${resume[@]}" --out "$run" \
       --metrics "$metrics" > "$log" 2>&1 || rc=$?
-    [ "$rc" != 137 ] && [ "$rc" != 124 ] || fail "attempt $attempt hung (killed after ${hang_s}s; log: $log)"
+    if [ "$rc" = 137 ] || [ "$rc" = 124 ]; then
+      fail "attempt $attempt hung (killed after ${hang_s}s; log: $log)"
+    fi
   else
     # A delay drawn uniformly over what is left of the reference run's duration (and one
     # step more), so that resumed attempts are killed too and kills reach the final save.
     r=$(( (RANDOM << 15) | RANDOM ))
-    delay_ms=$(( (end_ms + ref_ms * (steps - from) / steps) * 3 / 2 * r >> 30 ))
+    delay_ms=$(( (end_ms + ref_ms * (steps - from) / steps) * 3 * r >> 31 ))
     "$binary" train "${options[@]}" "${resume[@]}" --out "$run" --metrics "$metrics" > "$log" 2>&1 &
     child=$!
     sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
