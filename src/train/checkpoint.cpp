@@ -371,10 +371,12 @@ std::vector<SafetensorsOutput> hf_outputs(const model::ModelConfig& config,
 // Training checkpoints
 
 constexpr const char* kStateFile = "checkpoint.json";
-// The save journal: the names of the files a save is about to create, written (and
-// synced) before them and removed after checkpoint.json names them. A journal found by
-// the next save is what a killed save left: the files it names that the current
-// checkpoint.json does not name are that save's partial output and are deleted.
+constexpr const char* kFinalModelFile = "model.safetensors";  // what a finished run writes
+// The save journal: the names of the files a save is about to create and of the previous
+// checkpoint's files it will delete, written (and synced) before anything else and
+// removed when the save is complete. A journal found by the next save is what a killed
+// save left: the files it names that the current checkpoint.json does not name are that
+// save's partial output, or the checkpoint it replaced, and are deleted.
 constexpr const char* kSaveJournal = ".adacc-save-journal";
 
 struct CheckpointJson {
@@ -488,6 +490,19 @@ bool is_checkpoint_file(std::string_view name, bool temp) {
 bool is_checkpoint_temp_file(std::string_view name) { return is_checkpoint_file(name, true); }
 bool is_checkpoint_file_name(std::string_view name) { return is_checkpoint_file(name, false); }
 
+// The model and optimizer files the checkpoint.json in `dir` names; none if there is
+// none or it cannot be read.
+std::vector<std::string> current_checkpoint_files(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::exists(dir / kStateFile, ec)) return {};
+  try {
+    const CheckpointJson c = read_checkpoint_json(dir);
+    return {c.model, c.optim};
+  } catch (const Error&) {
+    return {};
+  }
+}
+
 // Stored options: as JSON when that reproduces the string exactly, else as a string.
 ordered_json options_value(const std::string& options) {
   if (options.empty()) return options;
@@ -544,28 +559,15 @@ void save_checkpoint(const fs::path& dir, const model::ModelConfig& config,
   const std::string optim_name = "optim-" + step + ".safetensors";
   const std::string spec = config_spec(config);
 
+  // First finish what a killed save left (its journal), then note the files of the
+  // checkpoint this save replaces (none if there is none, or if its checkpoint.json
+  // cannot be read: then nothing of it is deleted).
+  remove_interrupted_writes(dir);
+  const std::vector<std::string> previous = current_checkpoint_files(dir);
   // Files this save creates, removed again if it fails. Files of the same name that
   // existed before (a save at the same step again) are replaced in place: a crash then
   // leaves checkpoint.json naming files of the new save, which is the same state when
   // the run resumed exactly.
-  // The files of the checkpoint this save replaces (none if there is none, or if its
-  // checkpoint.json cannot be read: then nothing of it is deleted).
-  std::vector<std::string> previous;
-  if (fs::exists(dir / kStateFile, ec)) {
-    try {
-      const CheckpointJson old = read_checkpoint_json(dir);
-      previous = {old.model, old.optim};
-    } catch (const Error&) {
-    }
-  }
-  // What a killed save left: the files its journal names, unless they are current.
-  if (fs::exists(dir / kSaveJournal, ec)) {
-    std::ifstream in(dir / kSaveJournal);
-    for (std::string name; std::getline(in, name);) {
-      const bool current = std::find(previous.begin(), previous.end(), name) != previous.end();
-      if (!current && is_checkpoint_file_name(name)) fs::remove(dir / name, ec);
-    }
-  }
   std::vector<fs::path> created;
   std::string journal;
   for (const std::string& name : {model_name, optim_name}) {
@@ -573,6 +575,9 @@ void save_checkpoint(const fs::path& dir, const model::ModelConfig& config,
       created.push_back(dir / name);
       journal += name + "\n";
     }
+  }
+  for (const std::string& name : previous) {
+    if (name != model_name && name != optim_name) journal += name + "\n";  // to be deleted
   }
   {
     AtomicFile file(dir / kSaveJournal);
@@ -606,18 +611,46 @@ void save_checkpoint(const fs::path& dir, const model::ModelConfig& config,
     throw;
   }
 
-  // The new checkpoint is in place: the previous one's files and leftovers of
-  // interrupted saves go; nothing else.
-  for (const std::string& name : previous) {
-    if (name != model_name && name != optim_name) fs::remove(dir / name, ec);
+  // The new checkpoint is in place: what the journal names that it does not (the
+  // previous checkpoint's files) goes, and so do temporaries; nothing else.
+  remove_interrupted_writes(dir);
+}
+
+void remove_interrupted_writes(const fs::path& dir) {
+  std::error_code ec;
+  if (fs::exists(dir / kSaveJournal, ec)) {
+    // A checkpoint.json that exists but cannot be read names nothing we can trust: then
+    // keep every file and the journal.
+    const bool readable = !fs::exists(dir / kStateFile, ec) || [&] {
+      try {
+        read_checkpoint_json(dir);
+        return true;
+      } catch (const Error&) {
+        return false;
+      }
+    }();
+    if (!readable) return;
+    const std::vector<std::string> current = current_checkpoint_files(dir);
+    std::ifstream in(dir / kSaveJournal);
+    for (std::string name; std::getline(in, name);) {
+      const bool keep = std::find(current.begin(), current.end(), name) != current.end();
+      if (!keep && is_checkpoint_file_name(name)) fs::remove(dir / name, ec);
+    }
+    in.close();
+    fs::remove(dir / kSaveJournal, ec);
   }
+  const std::string journal_temp = std::string(kSaveJournal) + ".tmp-";
+  const std::string final_temp = std::string(kFinalModelFile) + ".tmp-";
   for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
     const std::string name = e.path().filename().string();
-    if (is_checkpoint_temp_file(name) || name.rfind(std::string(kSaveJournal) + ".tmp-", 0) == 0) {
+    auto temp_of = [&](const std::string& prefix) {
+      return name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0 &&
+             name.find_first_not_of("0123456789", prefix.size()) == std::string::npos;
+    };
+    if (is_checkpoint_temp_file(name) || temp_of(journal_temp) || temp_of(final_temp)) {
       fs::remove(e.path(), ec);
     }
   }
-  fs::remove(dir / kSaveJournal, ec);
 }
 
 model::ModelConfig read_checkpoint_config(const fs::path& dir) {

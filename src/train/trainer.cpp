@@ -164,6 +164,10 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
                             std::to_string(resumed.step) + ", beyond --steps " +
                             std::to_string(o.steps));
     }
+    // Finish what a save killed in this directory left (this process holds its lock).
+    if (run_dir && std::filesystem::equivalent(run_dir->path(), o.resume)) {
+      remove_interrupted_writes(run_dir->path());
+    }
   } else if (!o.init.empty() && o.model.empty()) {
     cfg = read_model_config(o.init);
   } else {
@@ -176,16 +180,14 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
                           " is longer than the model's maximum T=" + std::to_string(cfg.max_seq));
   }
 
-  // The budget: --budget, or what the machine has. The fixed part is checked before the
-  // step graph is built, the plan by the memory model; nothing is allocated yet.
+  // The budget: --budget, capped by what the machine has. The fixed part is checked
+  // before the step graph is built, the plan by the memory model; nothing is allocated
+  // yet.
   const MachineMemory machine = machine_memory();
   std::optional<plan::Budget> request;
   if (!o.budget.empty()) request = plan::parse_budget(o.budget);
-  if (request && !request->percent) {
-    check_fixed_fits(request->bytes, cfg, "budget");
-  } else if (!request && machine.bytes > 0) {
-    check_fixed_fits(machine.bytes, cfg, machine.source);
-  }
+  if (request && !request->percent) check_fixed_fits(request->bytes, cfg, "budget");
+  if (machine.bytes > 0) check_fixed_fits(machine.bytes, cfg, machine.source);
   const model::StepGraph graph = model::build_gpt2_graph(cfg, o.batch, o.seq);
   const runtime::Plan plan = plan::plan_for_policy(graph, o.policy);
   const int threads = Context::resolve_threads(o.threads);
@@ -198,9 +200,9 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
         *request,
         runtime::predict_step_memory(graph, runtime::keep_all_plan(graph), threads, fixed));
     plan::check_fits(predicted, budget, o.policy);
-  } else if (machine.bytes > 0) {
-    check_fits_machine(predicted, machine, o.policy);
   }
+  // Whatever the budget says, the step must fit in what the machine has.
+  if (machine.bytes > 0) check_fits_machine(predicted, machine, o.policy);
 
   // Data: train/validation split and loaders.
   TokenStream stream = load_tokens(o.data, LoadOptions{o.sentencepiece_model});
@@ -380,6 +382,7 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
   if (result.saved_step != step) save(step);
   if (run_dir && step == o.steps) {
     save_safetensors(run_dir->path() / "model.safetensors", cfg, gpt.params());
+    remove_interrupted_writes(run_dir->path());  // e.g. of a model.safetensors killed mid-way
   }
   result.steps = step;
   result.seconds = seconds_since(t_start);

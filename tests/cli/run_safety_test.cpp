@@ -263,6 +263,11 @@ TEST_F(RunSafety, AModelThatCannotFitTheMachineIsRefusedBeforeAllocating) {
   const CommandResult r =
       adacc("train --data " + data() + " --model L=100000,C=64,H=2,V=256,T=32 --batch 2 --seq 16");
   expect_one_line_error(r, {"memory", "smaller model"});
+  // A percentage budget is capped by the machine too.
+  expect_one_line_error(adacc("train --data " + data() +
+                              " --model L=100000,C=64,H=2,V=256,T=32 --batch 2 --seq 16 "
+                              "--budget 100%"),
+                        {"memory", "smaller model"});
   EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 10.0);
   // An explicit budget is the cap instead.
   expect_one_line_error(adacc("train --data " + data() + kTiny + " --budget 1KiB"), {"budget"});

@@ -601,11 +601,13 @@ TEST(Checkpoint, InterruptedSaveLeavesThePreviousCheckpointLoadable) {
   write_all(tmp / ".adacc-save-journal", journal.data(), journal.size());
   write_all(tmp / "optim-11.safetensors.tmp-99999", "x", 1);
   write_all(tmp / "checkpoint.json.tmp-99999", "{\"step\": 11", 11);
+  write_all(tmp / "model.safetensors.tmp-99999", "x", 1);  // a final model's write, killed
   expect_loads_as(tmp.path(), cfg, alloc, a);
   // The next save clears the leftovers and the previous checkpoint's files, and keeps
   // other files, even those named like a checkpoint's.
   for (const char* name : {"notes.txt", "model-best.safetensors", "checkpoint.json.bak",
-                           "model-7.safetensors", "optim-7.safetensors"}) {
+                           "model-7.safetensors", "optim-7.safetensors",
+                           "model.safetensors.tmp-mine"}) {
     write_all(tmp / name, "mine", 4);
   }
   const Trained b = random_training(cfg, alloc, 12);
@@ -614,7 +616,7 @@ TEST(Checkpoint, InterruptedSaveLeavesThePreviousCheckpointLoadable) {
             (std::set<std::string>{"checkpoint.json", "model-12.safetensors",
                                    "optim-12.safetensors", "notes.txt", "model-best.safetensors",
                                    "checkpoint.json.bak", "model-7.safetensors",
-                                   "optim-7.safetensors"}));
+                                   "optim-7.safetensors", "model.safetensors.tmp-mine"}));
   expect_loads_as(tmp.path(), cfg, alloc, b);
 }
 

@@ -72,6 +72,13 @@ void save_checkpoint(const std::filesystem::path& dir, const model::ModelConfig&
                      const model::ParamSet& params, const model::ParamSet& adam_m,
                      const model::ParamSet& adam_v, const TrainingState& state);
 
+// Finishes what writes killed mid-way left in a run directory: the files a save's
+// journal names that the current checkpoint.json does not (a partial save's output, or
+// the checkpoint it replaced), then the journal, and the temporary files
+// (<name>.tmp-<pid>) of checkpoint files, the journal and the final model.safetensors.
+// Only the directory's one writer (train/run_directory.h) may call it.
+void remove_interrupted_writes(const std::filesystem::path& dir);
+
 // The config of the checkpoint in `dir`.
 model::ModelConfig read_checkpoint_config(const std::filesystem::path& dir);
 
