@@ -220,7 +220,8 @@ TokenStream load_tokens(const std::filesystem::path& path, const LoadOptions& op
   // wrong magic (or not data at all), and training on its bytes would be a mistake.
   const std::size_t probe = std::min<std::size_t>(text.size(), 1024);
   if (std::memchr(text.data(), '\0', probe) != nullptr) {
-    throw FormatError("[data] " + path.string() + " is binary but not an llm.c token shard (magic " +
+    throw FormatError("[data] " + path.string() +
+                      " is binary but not an llm.c token shard (magic " +
                       std::to_string(head == 4 ? le_i32(magic) : 0) + ", expected " +
                       std::to_string(kShardMagic) + "); text files are read as bytes");
   }

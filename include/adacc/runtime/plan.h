@@ -49,10 +49,10 @@ bool is_recomputable(const model::StepGraph& graph, model::TensorId id);
 // derived form (the GELU derivative) is read back only by ops that accept it; recompute
 // is allowed for the tensor; and every recompute can be carried out from kept or
 // compressed tensors, parameters and inputs (no cycle, nothing unreachable, no
-// recomputation from a stored derived form). Malformed plans (wrong size, a non-keep policy on a parameter or input, an
-// unknown codec, recompute of a saved tensor that is not recomputable) are InvalidArgument;
-// a recompute that cannot be carried out is PlanInfeasible. An activation that no backward
-// op saves is never retained, so a recompute that needs it rebuilds it too, whatever its
+// recomputation from a stored derived form). Malformed plans (wrong size, a non-keep policy on a
+// parameter or input, an unknown codec, recompute of a saved tensor that is not recomputable) are
+// InvalidArgument; a recompute that cannot be carried out is PlanInfeasible. An activation that no
+// backward op saves is never retained, so a recompute that needs it rebuilds it too, whatever its
 // policy.
 void validate(const model::StepGraph& graph, const Plan& plan);
 
