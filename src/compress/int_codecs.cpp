@@ -138,7 +138,9 @@ class Int8ChannelCodec final : public Codec {
   Tensor encode(Context& ctx, const Tensor& in) const override {
     ops::require(in.defined() && in.dtype() == DType::f32, name(),
                  "input must be f32 but is " + (in.defined() ? in.describe() : "missing"));
-    const auto [rows, cols] = rows_cols(in.shape());
+    // Not a structured binding: clang 14 cannot capture one in an OpenMP region.
+    const RowsCols rc = rows_cols(in.shape());
+    const std::int64_t rows = rc.rows, cols = rc.cols;
     Tensor out =
         Tensor::empty(ctx.allocator(), {static_cast<std::int64_t>(encoded_bytes(in.shape()))},
                       DType::uint8, MemCategory::compressed, in.name() + ".int8-channel");
@@ -188,7 +190,9 @@ class Int8ChannelCodec final : public Codec {
 
   void decode(Context& ctx, const Tensor& encoded, Tensor& out) const override {
     require_decodable(*this, encoded, out);
-    const auto [rows, cols] = rows_cols(out.shape());
+    // Not a structured binding: clang 14 cannot capture one in an OpenMP region.
+    const RowsCols rc = rows_cols(out.shape());
+    const std::int64_t rows = rc.rows, cols = rc.cols;
     const auto* base = static_cast<const std::uint8_t*>(encoded.raw());
     check_header(name(), base, kParams, cols, 0);
     // scale (C), q (rows, C) -> y (rows, C)
@@ -524,7 +528,7 @@ struct GroupKernels {
     alignas(64) std::uint8_t q[Group];
     for (int w = 0; w < Group / 8; ++w) {
       std::uint64_t word = 0;
-      std::memcpy(&word, pk + w * Bits, Bits);
+      std::memcpy(&word, pk + static_cast<std::ptrdiff_t>(w) * Bits, Bits);
       word = unpack_word<Bits>(word);
       std::memcpy(q + 8 * w, &word, 8);
     }
