@@ -330,13 +330,14 @@ template <class V>
 V vmin(V a, V b) {
   return a < b ? a : b;
 }
-// The halving shuffles: lanes i and i ^ w meet at step w = 8, 4, 2, 1.
+// The halving shuffles: lanes i and i ^ w meet at step w = 8, 4, 2, 1. (GCC >= 12 and clang
+// both have __builtin_shufflevector; GCC's __builtin_shuffle is not clang's.)
 template <class V, class Op>
 auto hreduce(V v, Op op) {
-  v = op(v, __builtin_shuffle(v, V16i{8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7}));
-  v = op(v, __builtin_shuffle(v, V16i{4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11}));
-  v = op(v, __builtin_shuffle(v, V16i{2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13}));
-  v = op(v, __builtin_shuffle(v, V16i{1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14}));
+  v = op(v, __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
+  v = op(v, __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11));
+  v = op(v, __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13));
+  v = op(v, __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14));
   return v[0];
 }
 V16f round_even(V16f t) {
