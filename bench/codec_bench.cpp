@@ -9,8 +9,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "adacc/compress/codec.h"
 #include "adacc/core/context.h"
@@ -47,7 +47,9 @@ Tensor softmax_tensor(Allocator& alloc, std::int64_t mib) {
   return x;
 }
 
-double gbps(std::size_t bytes, double seconds) { return static_cast<double>(bytes) / seconds / 1e9; }
+double gbps(std::size_t bytes, double seconds) {
+  return static_cast<double>(bytes) / seconds / 1e9;
+}
 
 // Times memcpy, encode and decode of one tensor (median of 5 each, after a warm-up).
 void BM_Codec(benchmark::State& state, std::string codec_name, std::int64_t mib) {
@@ -87,7 +89,8 @@ void BM_Codec(benchmark::State& state, std::string codec_name, std::int64_t mib)
     state.counters["encode_GBps"] = gbps(x.nbytes(), e);
     state.counters["decode_GBps"] = gbps(x.nbytes(), d);
     state.counters["encode_decode_x_memcpy"] = (2 * c) / (e + d);
-    state.counters["ratio"] = static_cast<double>(x.nbytes()) / static_cast<double>(encoded.nbytes());
+    state.counters["ratio"] =
+        static_cast<double>(x.nbytes()) / static_cast<double>(encoded.nbytes());
   }
 }
 

@@ -66,8 +66,8 @@ void BM_Policies(benchmark::State& state, const char* model_name, int B, int T,
       }
     }
   }
-  std::printf("\n%s B=%d T=%d, %s attention, %d threads (fixed part %.1f MiB)\n\n", model_name,
-              B, T, std::string(ops::attention_kind_name(attention)).c_str(), ctx.threads(),
+  std::printf("\n%s B=%d T=%d, %s attention, %d threads (fixed part %.1f MiB)\n\n", model_name, B,
+              T, std::string(ops::attention_kind_name(attention)).c_str(), ctx.threads(),
               static_cast<double>(fixed.total_current) / (1 << 20));
   std::printf(
       "| policy | peak above fixed (MiB) | total peak (MiB) | predicted (MiB) | ms/step | "

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package adacc needs to build, test and run. Idempotent and
 # quiet when everything is already there; run as root (or with sudo available).
+# `tools/setup.sh --list` prints the packages, one a line, and installs nothing.
 set -euo pipefail
 
 packages=(
@@ -14,8 +15,15 @@ packages=(
   libsentencepiece-dev
   gnuplot-nox
   bible-kjv              # the default corpus: `bible gen1:1-rev22:21`
-  clang-format
+  clang-format clang-tidy  # tools/test.sh's format and tidy stages
+  clang                  # the fuzz preset's libFuzzer targets (clang++)
+  libclang-rt-dev        # clang's sanitizer and libFuzzer runtimes (only a Recommends of clang's deps)
 )
+
+if [ "${1:-}" = "--list" ]; then
+  printf '%s\n' "${packages[@]}"
+  exit 0
+fi
 
 missing=()
 for p in "${packages[@]}"; do

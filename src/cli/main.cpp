@@ -357,7 +357,9 @@ int run_plan(const PlanArgs& a) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+// What may escape is CLI11's error while the app is built (a programming error, before any
+// input is read) or bad_alloc; std::terminate reporting it is the right outcome.
+int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   CLI::App app{"adacc: train GPT-2 language models under a hard memory budget"};
   app.require_subcommand(1);
   // A flag given twice takes its last value, so scripts can append overrides.

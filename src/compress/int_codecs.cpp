@@ -138,7 +138,9 @@ class Int8ChannelCodec final : public Codec {
   Tensor encode(Context& ctx, const Tensor& in) const override {
     ops::require(in.defined() && in.dtype() == DType::f32, name(),
                  "input must be f32 but is " + (in.defined() ? in.describe() : "missing"));
-    const auto [rows, cols] = rows_cols(in.shape());
+    // Not a structured binding: clang 14 cannot capture one in an OpenMP region.
+    const RowsCols rc = rows_cols(in.shape());
+    const std::int64_t rows = rc.rows, cols = rc.cols;
     Tensor out =
         Tensor::empty(ctx.allocator(), {static_cast<std::int64_t>(encoded_bytes(in.shape()))},
                       DType::uint8, MemCategory::compressed, in.name() + ".int8-channel");
@@ -188,7 +190,9 @@ class Int8ChannelCodec final : public Codec {
 
   void decode(Context& ctx, const Tensor& encoded, Tensor& out) const override {
     require_decodable(*this, encoded, out);
-    const auto [rows, cols] = rows_cols(out.shape());
+    // Not a structured binding: clang 14 cannot capture one in an OpenMP region.
+    const RowsCols rc = rows_cols(out.shape());
+    const std::int64_t rows = rc.rows, cols = rc.cols;
     const auto* base = static_cast<const std::uint8_t*>(encoded.raw());
     check_header(name(), base, kParams, cols, 0);
     // scale (C), q (rows, C) -> y (rows, C)
@@ -326,13 +330,14 @@ template <class V>
 V vmin(V a, V b) {
   return a < b ? a : b;
 }
-// The halving shuffles: lanes i and i ^ w meet at step w = 8, 4, 2, 1.
+// The halving shuffles: lanes i and i ^ w meet at step w = 8, 4, 2, 1. (GCC >= 12 and clang
+// both have __builtin_shufflevector; GCC's __builtin_shuffle is not clang's.)
 template <class V, class Op>
 auto hreduce(V v, Op op) {
-  v = op(v, __builtin_shuffle(v, V16i{8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7}));
-  v = op(v, __builtin_shuffle(v, V16i{4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11}));
-  v = op(v, __builtin_shuffle(v, V16i{2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13}));
-  v = op(v, __builtin_shuffle(v, V16i{1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14}));
+  v = op(v, __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
+  v = op(v, __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11));
+  v = op(v, __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13));
+  v = op(v, __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14));
   return v[0];
 }
 V16f round_even(V16f t) {
@@ -524,7 +529,7 @@ struct GroupKernels {
     alignas(64) std::uint8_t q[Group];
     for (int w = 0; w < Group / 8; ++w) {
       std::uint64_t word = 0;
-      std::memcpy(&word, pk + w * Bits, Bits);
+      std::memcpy(&word, pk + static_cast<std::ptrdiff_t>(w) * Bits, Bits);
       word = unpack_word<Bits>(word);
       std::memcpy(q + 8 * w, &word, 8);
     }

@@ -26,6 +26,8 @@ std::size_t parse_byte_size(std::string_view text) {
     }
   }
   double scale = 0;
+  // One unit per line reads as a table.
+  // clang-format off
   if (unit.empty() || unit == "b") scale = 1;
   else if (unit == "kib" || unit == "k") scale = 1024.0;
   else if (unit == "mib" || unit == "m") scale = 1024.0 * 1024;
@@ -36,6 +38,7 @@ std::size_t parse_byte_size(std::string_view text) {
   else if (unit == "gb") scale = 1e9;
   else if (unit == "tb") scale = 1e12;
   else return fail();
+  // clang-format on
   const double bytes = value * scale;
   if (bytes >= 1.8e19) return fail();
   return static_cast<std::size_t>(std::llround(bytes));

@@ -259,8 +259,8 @@ class LmHeadLossNode final : public OpNode {
 double linear_flops(const StepGraph& graph, TensorId inp, TensorId w) {
   const Shape& x = graph.tensor(inp).shape;
   const Shape& ws = graph.tensor(w).shape;
-  const double rows = static_cast<double>(shape_numel(x) / x.back());
-  return 2.0 * rows * static_cast<double>(ws[0]) * static_cast<double>(ws[1]);
+  const std::int64_t rows = shape_numel(x) / x.back();  // exact: numel is rows * last dim
+  return 2.0 * static_cast<double>(rows) * static_cast<double>(ws[0]) * static_cast<double>(ws[1]);
 }
 
 }  // namespace

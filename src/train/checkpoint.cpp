@@ -419,7 +419,7 @@ CheckpointJson read_checkpoint_json(const fs::path& dir) {
   auto file_name = [&](const char* key) {
     const ordered_json& v = field(key);
     if (!v.is_string()) bad(std::string("'") + key + "' must be a string");
-    const std::string name = v.get<std::string>();
+    std::string name = v.get<std::string>();  // not const: returned by move
     // A plain file name inside the directory, nothing else.
     if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
       bad(std::string("'") + key + "' must name a file in the directory, got '" + name + "'");

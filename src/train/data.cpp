@@ -219,8 +219,10 @@ TokenStream load_tokens(const std::filesystem::path& path, const LoadOptions& op
   // Text has no NUL bytes; a binary file without the shard magic is a shard with a
   // wrong magic (or not data at all), and training on its bytes would be a mistake.
   const std::size_t probe = std::min<std::size_t>(text.size(), 1024);
+  // NOLINTNEXTLINE(bugprone-not-null-terminated-result): looks for a NUL byte, not a string
   if (std::memchr(text.data(), '\0', probe) != nullptr) {
-    throw FormatError("[data] " + path.string() + " is binary but not an llm.c token shard (magic " +
+    throw FormatError("[data] " + path.string() +
+                      " is binary but not an llm.c token shard (magic " +
                       std::to_string(head == 4 ? le_i32(magic) : 0) + ", expected " +
                       std::to_string(kShardMagic) + "); text files are read as bytes");
   }

@@ -22,8 +22,8 @@ float LrSchedule::at(std::int64_t step) const {
   }
   const std::int64_t decay_steps = total_steps - warmup_steps;
   if (decay_steps <= 1) return max_lr;
-  const double progress =
-      std::min(1.0, static_cast<double>(step - warmup_steps) / static_cast<double>(decay_steps - 1));
+  const double progress = std::min(
+      1.0, static_cast<double>(step - warmup_steps) / static_cast<double>(decay_steps - 1));
   const double min_lr = static_cast<double>(max_lr) * min_lr_fraction;
   const double cosine = 0.5 * (1.0 + std::cos(M_PI * progress));
   return static_cast<float>(min_lr + (max_lr - min_lr) * cosine);

@@ -1,5 +1,5 @@
-// The bf16 codec: size formula, round trip within 2^-8 relative per element (half a bf16 ulp), round to
-// nearest even, NaN and inf preserved, unknown codec names rejected.
+// The bf16 codec: size formula, round trip within 2^-8 relative per element (half a bf16 ulp),
+// round to nearest even, NaN and inf preserved, unknown codec names rejected.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -17,7 +17,8 @@ TEST(Bf16Codec, RoundTripsWithinItsBound) {
   Rng rng(1);
   const Codec& c = codec_by_name("bf16");
   for (std::int64_t n : {1, 17, 100003}) {
-    const test::Vec v = test::round_to_float(test::normal_vec(rng, static_cast<std::size_t>(n), 3.0));
+    const test::Vec v =
+        test::round_to_float(test::normal_vec(rng, static_cast<std::size_t>(n), 3.0));
     Tensor x = test::to_tensor(alloc, v, {n});
     Tensor enc = c.encode(ctx, x);
     EXPECT_EQ(enc.nbytes(), c.encoded_bytes({n}));
@@ -38,8 +39,8 @@ TEST(Bf16Codec, RoundsToNearestEvenAndKeepsSpecials) {
   const float inf = std::numeric_limits<float>::infinity();
   // 1 + 2^-8 is halfway between bf16 1 and 1 + 2^-7: ties go to the even one (1).
   // 1 + 3*2^-8 is halfway between 1 + 2^-7 and 1 + 2^-6: ties go to 1 + 2^-6.
-  const test::Vec v = {1.0 + std::ldexp(1.0, -8), 1.0 + 3 * std::ldexp(1.0, -8), -2.5, 0.0, inf,
-                       -inf};
+  const test::Vec v = {
+      1.0 + std::ldexp(1.0, -8), 1.0 + 3 * std::ldexp(1.0, -8), -2.5, 0.0, inf, -inf};
   Tensor x = test::to_tensor(alloc, v, {6});
   x.data<float>()[3] = std::numeric_limits<float>::quiet_NaN();
   const Codec& c = codec_by_name("bf16");

@@ -121,7 +121,6 @@ TEST(EmbeddingReference, BackwardMatchesFiniteDifferences) {
   }
 }
 
-
 TEST(Embedding, RejectsTokenIdsOutsideTheVocabulary) {
   Allocator alloc;
   Context ctx(alloc, 2);
@@ -132,10 +131,10 @@ TEST(Embedding, RejectsTokenIdsOutsideTheVocabulary) {
   Tensor dout = Tensor::zeros(alloc, {B, T, C}, DType::f32, MemCategory::activations, "dout");
   for (int bad : {-1, Vp, 1 << 30}) {
     Tensor tokens = test::to_int_tensor(alloc, {0, 1, bad, 2}, {B, T});
-    test::expect_invalid([&] { ops::embedding_forward(ctx, tokens, wte, wpe, out); }, "embedding_forward",
-                   "token id " + std::to_string(bad));
+    test::expect_invalid([&] { ops::embedding_forward(ctx, tokens, wte, wpe, out); },
+                         "embedding_forward", "token id " + std::to_string(bad));
     test::expect_invalid([&] { ops::embedding_backward(ctx, tokens, dout, wte, wpe); },
-                   "embedding_backward", "token id " + std::to_string(bad));
+                         "embedding_backward", "token id " + std::to_string(bad));
   }
   // The largest valid id is fine.
   Tensor tokens = test::to_int_tensor(alloc, {0, Vp - 1, 3, 2}, {B, T});
@@ -163,12 +162,12 @@ TEST(Embedding, RejectsWrongShapes) {
       "embedding_forward", "wpe");
   Tensor short_out = f32({B, T, C - 1});
   test::expect_invalid([&] { ops::embedding_forward(ctx, tokens, wte, wpe, short_out); },
-                 "embedding_forward", "out");
+                       "embedding_forward", "out");
   test::expect_invalid([&] { ops::embedding_forward(ctx, tokens, f32({Vp * C}), wpe, out); },
-                 "embedding_forward", "wte");
+                       "embedding_forward", "wte");
   Tensor float_tokens = f32({B, T});
   test::expect_invalid([&] { ops::embedding_forward(ctx, float_tokens, wte, wpe, out); },
-                 "embedding_forward", "tokens");
+                       "embedding_forward", "tokens");
   test::expect_invalid(
       [&] {
         ops::embedding_backward(ctx, tokens, f32({B, T + 1, C}), wte, wpe);
@@ -176,7 +175,7 @@ TEST(Embedding, RejectsWrongShapes) {
       "embedding_backward", "dout");
   Tensor narrow_dwpe = f32({T, C - 2});
   test::expect_invalid([&] { ops::embedding_backward(ctx, tokens, out, wte, narrow_dwpe); },
-                 "embedding_backward", "dwpe");
+                       "embedding_backward", "dwpe");
 }
 
 }  // namespace

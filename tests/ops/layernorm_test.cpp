@@ -138,7 +138,6 @@ TEST(LayerNormReference, NormalisesToZeroMeanUnitVariance) {
   }
 }
 
-
 TEST(LayerNorm, RejectsWrongShapes) {
   Allocator alloc;
   Context ctx(alloc, 2);
@@ -150,26 +149,31 @@ TEST(LayerNorm, RejectsWrongShapes) {
   Tensor mean = f32({B, T}), rstd = f32({B * T});
   Tensor bad_w = f32({C + 1}), bad_out = f32({B, T, C - 1}), bad_mean = f32({B, T + 1});
   test::expect_invalid([&] { ops::layernorm_forward(ctx, inp, bad_w, b, out, mean, rstd); },
-                 "layernorm_forward", "weight");
+                       "layernorm_forward", "weight");
   test::expect_invalid([&] { ops::layernorm_forward(ctx, inp, w, bad_w, out, mean, rstd); },
-                 "layernorm_forward", "bias");
+                       "layernorm_forward", "bias");
   test::expect_invalid([&] { ops::layernorm_forward(ctx, inp, w, b, bad_out, mean, rstd); },
-                 "layernorm_forward", "out");
+                       "layernorm_forward", "out");
   test::expect_invalid([&] { ops::layernorm_forward(ctx, inp, w, b, out, bad_mean, rstd); },
-                 "layernorm_forward", "mean");
+                       "layernorm_forward", "mean");
   EXPECT_NO_THROW(ops::layernorm_forward(ctx, inp, w, b, out, mean, rstd));
 
   Tensor dinp = f32({B, T, C}), dw = f32({C}), db = f32({C});
-  test::expect_invalid([&] { ops::layernorm_backward(ctx, bad_out, inp, w, mean, rstd, dinp, dw, db); },
-                 "layernorm_backward", "dout");
-  test::expect_invalid([&] { ops::layernorm_backward(ctx, out, inp, w, mean, bad_mean, dinp, dw, db); },
-                 "layernorm_backward", "rstd");
-  test::expect_invalid([&] { ops::layernorm_backward(ctx, out, inp, w, mean, rstd, bad_out, dw, db); },
-                 "layernorm_backward", "dinp");
-  test::expect_invalid([&] { ops::layernorm_backward(ctx, out, inp, w, mean, rstd, dinp, bad_w, db); },
-                 "layernorm_backward", "dweight");
-  test::expect_invalid([&] { ops::layernorm_backward(ctx, out, inp, w, mean, rstd, dinp, dw, bad_w); },
-                 "layernorm_backward", "dbias");
+  test::expect_invalid(
+      [&] { ops::layernorm_backward(ctx, bad_out, inp, w, mean, rstd, dinp, dw, db); },
+      "layernorm_backward", "dout");
+  test::expect_invalid(
+      [&] { ops::layernorm_backward(ctx, out, inp, w, mean, bad_mean, dinp, dw, db); },
+      "layernorm_backward", "rstd");
+  test::expect_invalid(
+      [&] { ops::layernorm_backward(ctx, out, inp, w, mean, rstd, bad_out, dw, db); },
+      "layernorm_backward", "dinp");
+  test::expect_invalid(
+      [&] { ops::layernorm_backward(ctx, out, inp, w, mean, rstd, dinp, bad_w, db); },
+      "layernorm_backward", "dweight");
+  test::expect_invalid(
+      [&] { ops::layernorm_backward(ctx, out, inp, w, mean, rstd, dinp, dw, bad_w); },
+      "layernorm_backward", "dbias");
 }
 
 }  // namespace

@@ -117,7 +117,6 @@ TEST(LinearReference, BackwardMatchesFiniteDifferences) {
   }
 }
 
-
 TEST(Linear, RejectsWrongShapes) {
   Allocator alloc;
   Context ctx(alloc, 2);
@@ -128,23 +127,27 @@ TEST(Linear, RejectsWrongShapes) {
   Tensor inp = f32({B, T, IC}), w = f32({OC, IC}), b = f32({OC}), out = f32({B, T, OC});
   Tensor bad_inp = f32({B, T, IC + 1}), bad_w = f32({OC * IC}), bad_b = f32({OC - 1});
   Tensor bad_out = f32({B * T, OC});
-  test::expect_invalid([&] { ops::linear_forward(ctx, bad_inp, w, b, out); }, "linear_forward", "inp");
-  test::expect_invalid([&] { ops::linear_forward(ctx, inp, bad_w, b, out); }, "linear_forward", "weight");
-  test::expect_invalid([&] { ops::linear_forward(ctx, inp, w, bad_b, out); }, "linear_forward", "bias");
-  test::expect_invalid([&] { ops::linear_forward(ctx, inp, w, b, bad_out); }, "linear_forward", "out");
+  test::expect_invalid([&] { ops::linear_forward(ctx, bad_inp, w, b, out); }, "linear_forward",
+                       "inp");
+  test::expect_invalid([&] { ops::linear_forward(ctx, inp, bad_w, b, out); }, "linear_forward",
+                       "weight");
+  test::expect_invalid([&] { ops::linear_forward(ctx, inp, w, bad_b, out); }, "linear_forward",
+                       "bias");
+  test::expect_invalid([&] { ops::linear_forward(ctx, inp, w, b, bad_out); }, "linear_forward",
+                       "out");
   EXPECT_NO_THROW(ops::linear_forward(ctx, inp, w, b, out));
   EXPECT_NO_THROW(ops::linear_forward(ctx, inp, w, Tensor(), out));
 
   Tensor dinp = f32({B, T, IC}), dw = f32({OC, IC}), db = f32({OC});
   Tensor none;
   test::expect_invalid([&] { ops::linear_backward(ctx, bad_out, inp, w, dinp, dw, db); },
-                 "linear_backward", "dout");
+                       "linear_backward", "dout");
   test::expect_invalid([&] { ops::linear_backward(ctx, out, inp, w, bad_inp, dw, db); },
-                 "linear_backward", "dinp");
+                       "linear_backward", "dinp");
   test::expect_invalid([&] { ops::linear_backward(ctx, out, inp, w, dinp, bad_w, db); },
-                 "linear_backward", "dweight");
+                       "linear_backward", "dweight");
   test::expect_invalid([&] { ops::linear_backward(ctx, out, inp, w, dinp, dw, bad_b); },
-                 "linear_backward", "dbias");
+                       "linear_backward", "dbias");
   EXPECT_NO_THROW(ops::linear_backward(ctx, out, inp, w, dinp, dw, none));
 }
 

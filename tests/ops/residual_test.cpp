@@ -97,7 +97,6 @@ TEST(ResidualReference, BackwardMatchesFiniteDifferences) {
   EXPECT_LT(test::rel_error(db, fd_b), 1e-6);
 }
 
-
 TEST(Residual, RejectsWrongShapes) {
   Allocator alloc;
   Context ctx(alloc, 2);
@@ -107,10 +106,13 @@ TEST(Residual, RejectsWrongShapes) {
   Tensor a = f32({2, 3, 8}), b = f32({2, 3, 8}), out = f32({2, 3, 8}), bad = f32({2, 24});
   test::expect_invalid([&] { ops::residual_forward(ctx, a, bad, out); }, "residual_forward", "b");
   test::expect_invalid([&] { ops::residual_forward(ctx, a, b, bad); }, "residual_forward", "out");
-  test::expect_invalid([&] { ops::residual_backward(ctx, out, bad, b); }, "residual_backward", "da");
-  test::expect_invalid([&] { ops::residual_backward(ctx, out, a, bad); }, "residual_backward", "db");
+  test::expect_invalid([&] { ops::residual_backward(ctx, out, bad, b); }, "residual_backward",
+                       "da");
+  test::expect_invalid([&] { ops::residual_backward(ctx, out, a, bad); }, "residual_backward",
+                       "db");
   Tensor missing;
-  test::expect_invalid([&] { ops::residual_forward(ctx, missing, b, out); }, "residual_forward", "a");
+  test::expect_invalid([&] { ops::residual_forward(ctx, missing, b, out); }, "residual_forward",
+                       "a");
 }
 
 }  // namespace

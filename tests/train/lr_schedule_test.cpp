@@ -13,9 +13,9 @@ TEST(LrSchedule, WarmupThenCosineToTheFloor) {
   EXPECT_FLOAT_EQ(s.at(0), 0.1f);
   EXPECT_FLOAT_EQ(s.at(4), 0.5f);
   EXPECT_FLOAT_EQ(s.at(9), 1.0f);
-  EXPECT_FLOAT_EQ(s.at(10), 1.0f);                   // decay starts at the peak
+  EXPECT_FLOAT_EQ(s.at(10), 1.0f);      // decay starts at the peak
   EXPECT_NEAR(s.at(59), 0.55f, 0.01f);  // about halfway: the mean of max and min
-  EXPECT_FLOAT_EQ(s.at(109), 0.1f);                  // the last step reaches the floor
+  EXPECT_FLOAT_EQ(s.at(109), 0.1f);     // the last step reaches the floor
   for (int i = 11; i < 110; ++i) EXPECT_LT(s.at(i), s.at(i - 1));
 }
 

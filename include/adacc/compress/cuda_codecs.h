@@ -23,6 +23,7 @@ bool device_available();
 class DeviceBuffer {
  public:
   explicit DeviceBuffer(std::size_t bytes);
+  // NOLINTNEXTLINE(performance-trivially-destructible): defaulted only in the build without CUDA
   ~DeviceBuffer();
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;

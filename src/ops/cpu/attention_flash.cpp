@@ -91,10 +91,10 @@ void attention_flash_forward(Context& ctx, const float* qkv, const Dims& d, floa
 #pragma omp for schedule(dynamic)
     for (int bh = 0; bh < tasks; ++bh) {
       const int b = bh / H, h = bh % H;
-      const float* q = qkv + static_cast<idx>(b) * T * C3 + h * hs;
+      const float* q = qkv + static_cast<idx>(b) * T * C3 + static_cast<idx>(h) * hs;
       attn::pack_key_blocks(q, C3, T, hs, d.scale, qt);
       attn::pack_rows(q + C, C3, T, hs, 1.0f, kp);
-      attn::pack_rows(q + 2 * C, C3, T, hs, 1.0f, vp);
+      attn::pack_rows(q + 2 * static_cast<idx>(C), C3, T, hs, 1.0f, vp);
       for (int q0 = 0; q0 < T; q0 += kBlock) {
         const int qn = std::min(kBlock, T - q0);
         // Columns qn.. of a ragged last block are queries that do not exist: their q is 0,
@@ -102,21 +102,23 @@ void attention_flash_forward(Context& ctx, const float* qkv, const Dims& d, floa
         // whole kBlock-wide rows.
         std::fill(m, m + kBlock, kNegInf);
         std::fill(l, l + kBlock, 0.0f);
-        std::fill(o, o + qn * hs, 0.0f);
+        std::fill(o, o + static_cast<idx>(qn) * hs, 0.0f);
         for (int k0 = 0; k0 <= q0; k0 += kBlock) {
           const int kn = std::min(kBlock, T - k0);
           const bool diagonal = k0 == q0;
           // S^T (kn,kBlock) = kp[k0:] (kn,hs) qt_block (hs,kBlock)
-          tile_gemm(kn, kBlock, hs, kp + k0 * hs, hs, 1, attn::key_block(qt, q0, hs), kBlock, st,
-                    kBlock, false);
+          tile_gemm(kn, kBlock, hs, kp + static_cast<idx>(k0) * hs, hs, 1,
+                    attn::key_block(qt, q0, hs), kBlock, st, kBlock, false);
           if (diagonal) {  // key c is visible to query r when c <= r
-            for (int c = 1; c < kn; ++c) std::fill(st + c * kBlock, st + c * kBlock + c, kNegInf);
+            for (int c = 1; c < kn; ++c)
+              std::fill(st + static_cast<idx>(c) * kBlock, st + static_cast<idx>(c) * kBlock + c,
+                        kNegInf);
           }
           float mx[kBlock], corr[kBlock], sum[kBlock];
 #pragma omp simd
           for (int r = 0; r < kBlock; ++r) mx[r] = m[r];
           for (int c = 0; c < kn; ++c) {
-            const float* row = st + c * kBlock;
+            const float* row = st + static_cast<idx>(c) * kBlock;
 #pragma omp simd
             for (int r = 0; r < kBlock; ++r) mx[r] = row[r] > mx[r] ? row[r] : mx[r];
           }
@@ -127,7 +129,7 @@ void attention_flash_forward(Context& ctx, const float* qkv, const Dims& d, floa
             sum[r] = 0.0f;
           }
           for (int c = 0; c < kn; ++c) {
-            float* row = st + c * kBlock;
+            float* row = st + static_cast<idx>(c) * kBlock;
 #pragma omp simd
             for (int r = 0; r < kBlock; ++r) {
               row[r] = attn::exp_approx(row[r] - mx[r]);
@@ -137,7 +139,9 @@ void attention_flash_forward(Context& ctx, const float* qkv, const Dims& d, floa
           if (diagonal) {
             // Exact zeros where masked. exp_approx(-inf) is 1.6e-38, which left sum
             // unchanged: sum >= 1, from the maximum's e^0.
-            for (int c = 1; c < kn; ++c) std::fill(st + c * kBlock, st + c * kBlock + c, 0.0f);
+            for (int c = 1; c < kn; ++c)
+              std::fill(st + static_cast<idx>(c) * kBlock, st + static_cast<idx>(c) * kBlock + c,
+                        0.0f);
           }
 #pragma omp simd
           for (int r = 0; r < kBlock; ++r) {
@@ -146,20 +150,21 @@ void attention_flash_forward(Context& ctx, const float* qkv, const Dims& d, floa
           }
           if (k0 != 0) {
             for (int r = 0; r < qn; ++r) {
-              float* orow = o + r * hs;
+              float* orow = o + static_cast<idx>(r) * hs;
               const float cr = corr[r];
 #pragma omp simd
               for (int c = 0; c < hs; ++c) orow[c] *= cr;
             }
           }
           // O (qn,hs) += P (qn,kn) vp[k0:] (kn,hs), P(r,c) = st[c*kBlock + r]
-          tile_gemm(qn, hs, kn, st, 1, kBlock, vp + k0 * hs, hs, o, hs, true);
+          tile_gemm(qn, hs, kn, st, 1, kBlock, vp + static_cast<idx>(k0) * hs, hs, o, hs, true);
         }
-        float* out_rows = out + (static_cast<idx>(b) * T + q0) * C + h * hs;  // (qn,hs), ld C
-        float* lse_rows = lse + static_cast<idx>(bh) * T + q0;                // (qn)
+        float* out_rows =
+            out + (static_cast<idx>(b) * T + q0) * C + static_cast<idx>(h) * hs;  // (qn,hs), ld C
+        float* lse_rows = lse + static_cast<idx>(bh) * T + q0;                    // (qn)
         for (int r = 0; r < qn; ++r) {
           const float inv = 1.0f / l[r];
-          const float* orow = o + r * hs;
+          const float* orow = o + static_cast<idx>(r) * hs;
           float* dst = out_rows + static_cast<idx>(r) * C;
 #pragma omp simd
           for (int c = 0; c < hs; ++c) dst[c] = orow[c] * inv;
@@ -199,16 +204,17 @@ void attention_flash_backward(Context& ctx, const float* dout, const float* qkv,
 #pragma omp for schedule(dynamic)
     for (int bh = 0; bh < tasks; ++bh) {
       const int b = bh / H, h = bh % H;
-      const float* q = qkv + static_cast<idx>(b) * T * C3 + h * hs;
+      const float* q = qkv + static_cast<idx>(b) * T * C3 + static_cast<idx>(h) * hs;
       attn::pack_rows(q, C3, T, hs, d.scale, qs);
       attn::pack_rows(q + C, C3, T, hs, 1.0f, kp);
       attn::pack_key_blocks(q + C, C3, T, hs, 1.0f, kt);
-      attn::pack_key_blocks(q + 2 * C, C3, T, hs, 1.0f, vt);
-      const idx head_off = static_cast<idx>(b) * T * C + h * hs;  // of (T,hs) in (B,T,C)
+      attn::pack_key_blocks(q + 2 * static_cast<idx>(C), C3, T, hs, 1.0f, vt);
+      const idx head_off =
+          static_cast<idx>(b) * T * C + static_cast<idx>(h) * hs;  // of (T,hs) in (B,T,C)
       attn::pack_rows(dout + head_off, C, T, hs, 1.0f, dop);
       for (int t = 0; t < T; ++t) {
         const float* orow = out + head_off + static_cast<idx>(t) * C;
-        const float* drow = dop + t * hs;
+        const float* drow = dop + static_cast<idx>(t) * hs;
         float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
         for (int c = 0; c < hs; ++c) sum += drow[c] * orow[c];
@@ -224,39 +230,41 @@ void attention_flash_backward(Context& ctx, const float* dout, const float* qkv,
           const int qn = std::min(kBlock, T - q0);
           const bool diagonal = k0 == q0;
           // S (qn,kn) = qs[q0:] (qn,hs) kt[:,k0:] (hs,kn); P = exp(S - lse), masked.
-          tile_gemm(qn, kn, hs, qs + q0 * hs, hs, 1, attn::key_block(kt, k0, hs), kBlock, s, kBlock,
-                    false);
+          tile_gemm(qn, kn, hs, qs + static_cast<idx>(q0) * hs, hs, 1, attn::key_block(kt, k0, hs),
+                    kBlock, s, kBlock, false);
           for (int r = 0; r < qn; ++r) {
-            float* row = s + r * kBlock;
+            float* row = s + static_cast<idx>(r) * kBlock;
             const int n = diagonal ? r + 1 : kn;
             const float li = lse_head[q0 + r];
 #pragma omp simd
             for (int c = 0; c < n; ++c) row[c] = attn::exp_approx(row[c] - li);
             std::fill(row + n, row + kn, 0.0f);
           }
-          const float* dob = dop + q0 * hs;  // (qn,hs)
+          const float* dob = dop + static_cast<idx>(q0) * hs;  // (qn,hs)
           // dV[k0:] (kn,hs) += P^T (kn,qn) dO[q0:] (qn,hs)
-          tile_gemm(kn, hs, qn, s, 1, kBlock, dob, hs, dv + k0 * hs, hs, true);
+          tile_gemm(kn, hs, qn, s, 1, kBlock, dob, hs, dv + static_cast<idx>(k0) * hs, hs, true);
           // dP (qn,kn) = dO[q0:] (qn,hs) vt[:,k0:] (hs,kn)
           tile_gemm(qn, kn, hs, dob, hs, 1, attn::key_block(vt, k0, hs), kBlock, dp, kBlock, false);
           // dS = P * (dP - D); P is 0 where masked, so dS is too.
           for (int r = 0; r < qn; ++r) {
-            const float* prow = s + r * kBlock;
-            float* row = dp + r * kBlock;
+            const float* prow = s + static_cast<idx>(r) * kBlock;
+            float* row = dp + static_cast<idx>(r) * kBlock;
             const float di = dd[q0 + r];
 #pragma omp simd
             for (int c = 0; c < kn; ++c) row[c] = prow[c] * (row[c] - di);
           }
           // dQ[q0:] (qn,hs) += dS (qn,kn) K[k0:] (kn,hs)
-          tile_gemm(qn, hs, kn, dp, kBlock, 1, kp + k0 * hs, hs, dq + q0 * hs, hs, true);
+          tile_gemm(qn, hs, kn, dp, kBlock, 1, kp + static_cast<idx>(k0) * hs, hs,
+                    dq + static_cast<idx>(q0) * hs, hs, true);
           // dK[k0:] (kn,hs) += dS^T (kn,qn) qs[q0:] (qn,hs)
-          tile_gemm(kn, hs, qn, dp, 1, kBlock, qs + q0 * hs, hs, dk + k0 * hs, hs, true);
+          tile_gemm(kn, hs, qn, dp, 1, kBlock, qs + static_cast<idx>(q0) * hs, hs,
+                    dk + static_cast<idx>(k0) * hs, hs, true);
         }
       }
-      float* g = dqkv + static_cast<idx>(b) * T * C3 + h * hs;
+      float* g = dqkv + static_cast<idx>(b) * T * C3 + static_cast<idx>(h) * hs;
       attn::add_rows(dq, T, hs, d.scale, g, C3);
       attn::add_rows(dk, T, hs, 1.0f, g + C, C3);
-      attn::add_rows(dv, T, hs, 1.0f, g + 2 * C, C3);
+      attn::add_rows(dv, T, hs, 1.0f, g + 2 * static_cast<idx>(C), C3);
     }
   }
 }

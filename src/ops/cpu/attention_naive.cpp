@@ -67,17 +67,17 @@ void attention_naive_forward(Context& ctx, const float* qkv, const Dims& d, floa
 #pragma omp for schedule(dynamic)
     for (int bh = 0; bh < tasks; ++bh) {
       const int b = bh / H, h = bh % H;
-      const float* q = qkv + static_cast<idx>(b) * T * C3 + h * hs;
+      const float* q = qkv + static_cast<idx>(b) * T * C3 + static_cast<idx>(h) * hs;
       attn::pack_rows(q, C3, T, hs, d.scale, qs);
       attn::pack_key_blocks(q + C, C3, T, hs, 1.0f, kt);
-      attn::pack_rows(q + 2 * C, C3, T, hs, 1.0f, vp);
+      attn::pack_rows(q + 2 * static_cast<idx>(C), C3, T, hs, 1.0f, vp);
       float* p = probs + static_cast<idx>(bh) * T * T;  // (T,T) of head (b,h)
       for (int q0 = 0; q0 < T; q0 += kBlock) {
         const int qn = std::min(kBlock, T - q0), q1 = q0 + qn;
         float* prow = p + static_cast<idx>(q0) * T;  // rows q0..q1-1 of P, (qn,T)
         // scores (qn,q1) = qs[q0:q1] (qn,hs) kt[:,0:q1] (hs,q1), one key block at a time
         for (int k0 = 0; k0 < q1; k0 += kBlock) {
-          tile_gemm(qn, std::min(kBlock, T - k0), hs, qs + q0 * hs, hs, 1,
+          tile_gemm(qn, std::min(kBlock, T - k0), hs, qs + static_cast<idx>(q0) * hs, hs, 1,
                     attn::key_block(kt, k0, hs), kBlock, prow + k0, T, false);
         }
         for (int r = 0; r < qn; ++r) {
@@ -96,8 +96,8 @@ void attention_naive_forward(Context& ctx, const float* qkv, const Dims& d, floa
           std::fill(row + n, row + T, 0.0f);
         }
         // out rows (qn,hs) = P (qn,q1) vp[0:q1] (q1,hs)
-        tile_gemm(qn, hs, q1, prow, T, 1, vp, hs, out + (static_cast<idx>(b) * T + q0) * C + h * hs,
-                  C, false);
+        tile_gemm(qn, hs, q1, prow, T, 1, vp, hs,
+                  out + (static_cast<idx>(b) * T + q0) * C + static_cast<idx>(h) * hs, C, false);
       }
     }
   }
@@ -128,19 +128,20 @@ void attention_naive_backward(Context& ctx, const float* dout, const float* qkv,
 #pragma omp for schedule(dynamic)
     for (int bh = 0; bh < tasks; ++bh) {
       const int b = bh / H, h = bh % H;
-      const float* q = qkv + static_cast<idx>(b) * T * C3 + h * hs;
+      const float* q = qkv + static_cast<idx>(b) * T * C3 + static_cast<idx>(h) * hs;
       attn::pack_rows(q, C3, T, hs, d.scale, qs);
       attn::pack_rows(q + C, C3, T, hs, 1.0f, kp);
-      attn::pack_key_blocks(q + 2 * C, C3, T, hs, 1.0f, vt);
-      attn::pack_rows(dout + static_cast<idx>(b) * T * C + h * hs, C, T, hs, 1.0f, dop);
+      attn::pack_key_blocks(q + 2 * static_cast<idx>(C), C3, T, hs, 1.0f, vt);
+      attn::pack_rows(dout + static_cast<idx>(b) * T * C + static_cast<idx>(h) * hs, C, T, hs, 1.0f,
+                      dop);
       std::fill(dq, dq + th, 0.0f);
       std::fill(dk, dk + th, 0.0f);
       std::fill(dv, dv + th, 0.0f);
       const float* p = probs + static_cast<idx>(bh) * T * T;  // (T,T) of head (b,h)
       for (int q0 = 0; q0 < T; q0 += kBlock) {
         const int qn = std::min(kBlock, T - q0), q1 = q0 + qn;
-        const float* prow = p + static_cast<idx>(q0) * T;  // (qn,T)
-        const float* dob = dop + q0 * hs;                  // (qn,hs)
+        const float* prow = p + static_cast<idx>(q0) * T;    // (qn,T)
+        const float* dob = dop + static_cast<idx>(q0) * hs;  // (qn,hs)
         // dP (qn,q1) = dO[q0:q1] (qn,hs) vt[:,0:q1] (hs,q1), one key block at a time
         for (int k0 = 0; k0 < q1; k0 += kBlock) {
           tile_gemm(qn, std::min(kBlock, T - k0), hs, dob, hs, 1, attn::key_block(vt, k0, hs),
@@ -161,14 +162,14 @@ void attention_naive_backward(Context& ctx, const float* dout, const float* qkv,
         // dV[0:q1] (q1,hs) += P^T (q1,qn) dO[q0:q1] (qn,hs)
         tile_gemm(q1, hs, qn, prow, 1, T, dob, hs, dv, hs, true);
         // dQ[q0:q1] (qn,hs) += dS (qn,q1) K[0:q1] (q1,hs)
-        tile_gemm(qn, hs, q1, dp, ldp, 1, kp, hs, dq + q0 * hs, hs, true);
+        tile_gemm(qn, hs, q1, dp, ldp, 1, kp, hs, dq + static_cast<idx>(q0) * hs, hs, true);
         // dK[0:q1] (q1,hs) += dS^T (q1,qn) qs[q0:q1] (qn,hs)
-        tile_gemm(q1, hs, qn, dp, 1, ldp, qs + q0 * hs, hs, dk, hs, true);
+        tile_gemm(q1, hs, qn, dp, 1, ldp, qs + static_cast<idx>(q0) * hs, hs, dk, hs, true);
       }
-      float* g = dqkv + static_cast<idx>(b) * T * C3 + h * hs;
+      float* g = dqkv + static_cast<idx>(b) * T * C3 + static_cast<idx>(h) * hs;
       attn::add_rows(dq, T, hs, d.scale, g, C3);
       attn::add_rows(dk, T, hs, 1.0f, g + C, C3);
-      attn::add_rows(dv, T, hs, 1.0f, g + 2 * C, C3);
+      attn::add_rows(dv, T, hs, 1.0f, g + 2 * static_cast<idx>(C), C3);
     }
   }
 }

@@ -118,8 +118,8 @@ void layernorm_backward(const float* __restrict dout, const float* __restrict in
   for (std::int64_t c = 0; c < C; ++c) {
     float w = 0.0f, b = 0.0f;
     for (int t = 0; t < team; ++t) {
-      w += partial[t * 2 * C + c];
-      b += partial[t * 2 * C + C + c];
+      w += partial[static_cast<std::int64_t>(t) * 2 * C + c];
+      b += partial[static_cast<std::int64_t>(t) * 2 * C + C + c];
     }
     dweight[c] += w;
     dbias[c] += b;
