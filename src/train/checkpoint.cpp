@@ -487,8 +487,12 @@ bool is_checkpoint_file(std::string_view name, bool temp) {
   return take(name, ".tmp-") && digits(name) && name.empty();
 }
 
-bool is_checkpoint_temp_file(std::string_view name) { return is_checkpoint_file(name, true); }
-bool is_checkpoint_file_name(std::string_view name) { return is_checkpoint_file(name, false); }
+bool is_checkpoint_temp_file(std::string_view name) {
+  return is_checkpoint_file(name, true);
+}
+bool is_checkpoint_file_name(std::string_view name) {
+  return is_checkpoint_file(name, false);
+}
 
 // The model and optimizer files the checkpoint.json in `dir` names; none if there is
 // none or it cannot be read.

@@ -605,9 +605,9 @@ TEST(Checkpoint, InterruptedSaveLeavesThePreviousCheckpointLoadable) {
   expect_loads_as(tmp.path(), cfg, alloc, a);
   // The next save clears the leftovers and the previous checkpoint's files, and keeps
   // other files, even those named like a checkpoint's.
-  for (const char* name : {"notes.txt", "model-best.safetensors", "checkpoint.json.bak",
-                           "model-7.safetensors", "optim-7.safetensors",
-                           "model.safetensors.tmp-mine"}) {
+  for (const char* name :
+       {"notes.txt", "model-best.safetensors", "checkpoint.json.bak", "model-7.safetensors",
+        "optim-7.safetensors", "model.safetensors.tmp-mine"}) {
     write_all(tmp / name, "mine", 4);
   }
   const Trained b = random_training(cfg, alloc, 12);
