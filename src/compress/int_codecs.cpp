@@ -138,7 +138,9 @@ class Int8ChannelCodec final : public Codec {
   Tensor encode(Context& ctx, const Tensor& in) const override {
     ops::require(in.defined() && in.dtype() == DType::f32, name(),
                  "input must be f32 but is " + (in.defined() ? in.describe() : "missing"));
-    const auto [rows, cols] = rows_cols(in.shape());
+    // (Not a structured binding: clang 14 cannot name one inside an OpenMP region.)
+    const RowsCols rc = rows_cols(in.shape());
+    const std::int64_t rows = rc.rows, cols = rc.cols;
     Tensor out =
         Tensor::empty(ctx.allocator(), {static_cast<std::int64_t>(encoded_bytes(in.shape()))},
                       DType::uint8, MemCategory::compressed, in.name() + ".int8-channel");
@@ -188,7 +190,8 @@ class Int8ChannelCodec final : public Codec {
 
   void decode(Context& ctx, const Tensor& encoded, Tensor& out) const override {
     require_decodable(*this, encoded, out);
-    const auto [rows, cols] = rows_cols(out.shape());
+    const RowsCols rc = rows_cols(out.shape());
+    const std::int64_t rows = rc.rows, cols = rc.cols;
     const auto* base = static_cast<const std::uint8_t*>(encoded.raw());
     check_header(name(), base, kParams, cols, 0);
     // scale (C), q (rows, C) -> y (rows, C)
@@ -326,15 +329,22 @@ template <class V>
 V vmin(V a, V b) {
   return a < b ? a : b;
 }
-// The halving shuffles: lanes i and i ^ w meet at step w = 8, 4, 2, 1.
+// The halving shuffles: lanes i and i ^ w meet at step w = 8, 4, 2, 1. (GCC's
+// __builtin_shuffle; clang, which builds the fuzz targets, spells it __builtin_shufflevector.)
+#if defined(__clang__)
+#define ADACC_SHUFFLE16(v, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
+#else
+#define ADACC_SHUFFLE16(v, ...) __builtin_shuffle(v, V16i{__VA_ARGS__})
+#endif
 template <class V, class Op>
 auto hreduce(V v, Op op) {
-  v = op(v, __builtin_shuffle(v, V16i{8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7}));
-  v = op(v, __builtin_shuffle(v, V16i{4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11}));
-  v = op(v, __builtin_shuffle(v, V16i{2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13}));
-  v = op(v, __builtin_shuffle(v, V16i{1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14}));
+  v = op(v, ADACC_SHUFFLE16(v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
+  v = op(v, ADACC_SHUFFLE16(v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11));
+  v = op(v, ADACC_SHUFFLE16(v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13));
+  v = op(v, ADACC_SHUFFLE16(v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14));
   return v[0];
 }
+#undef ADACC_SHUFFLE16
 V16f round_even(V16f t) {
   constexpr float kShift = 12582912.0f;  // 1.5 * 2^23
   return (t + kShift) - kShift;

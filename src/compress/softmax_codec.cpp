@@ -70,7 +70,9 @@ class SoftmaxU8Codec final : public Codec {
   Tensor encode(Context& ctx, const Tensor& in) const override {
     ops::require(in.defined() && in.dtype() == DType::f32, name(),
                  "input must be f32 but is " + (in.defined() ? in.describe() : "missing"));
-    const auto [count, t] = matrices(name(), in.shape());
+    // (Not a structured binding: clang 14 cannot name one inside an OpenMP region.)
+    const Matrices mt = matrices(name(), in.shape());
+    const std::int64_t count = mt.count, t = mt.t;
     Tensor out =
         Tensor::empty(ctx.allocator(), {static_cast<std::int64_t>(encoded_bytes(in.shape()))},
                       DType::uint8, MemCategory::compressed, in.name() + ".softmax-u8");
@@ -119,7 +121,8 @@ class SoftmaxU8Codec final : public Codec {
 
   void decode(Context& ctx, const Tensor& encoded, Tensor& out) const override {
     require_decodable(*this, encoded, out);
-    const auto [count, t] = matrices(name(), out.shape());
+    const Matrices mt = matrices(name(), out.shape());
+    const std::int64_t count = mt.count, t = mt.t;
     const auto* base = static_cast<const std::uint8_t*>(encoded.raw());
     std::uint32_t h[4];
     std::memcpy(h, base, kHeaderBytes);
