@@ -144,26 +144,22 @@ ModelConfig parse_config(std::string_view spec) {
       throw InvalidArgument("[model] cannot read '" + excerpt(item) + "' in model spec " +
                             quoted_spec + "; write KEY=NUMBER with KEY in L,C,H,V,T");
     }
+    int* field = key == "L"   ? &c.n_layer
+                 : key == "C" ? &c.n_embd
+                 : key == "H" ? &c.n_head
+                 : key == "V" ? &c.vocab
+                 : key == "T" ? &c.max_seq
+                              : nullptr;
+    if (field == nullptr) {
+      throw InvalidArgument("[model] unknown key '" + excerpt(key) + "' in model spec " +
+                            quoted_spec + "; keys are L, C, H, V, T");
+    }
     if (ec == std::errc::result_out_of_range || wide > INT_MAX || wide < INT_MIN) {
       throw InvalidArgument("[model] " + excerpt(key) + "=" + excerpt(text) + " in model spec " +
                             quoted_spec + " is out of range; each of L, C, H, V, T is at most " +
                             std::to_string(INT_MAX));
     }
-    const int value = static_cast<int>(wide);
-    if (key == "L")
-      c.n_layer = value;
-    else if (key == "C")
-      c.n_embd = value;
-    else if (key == "H")
-      c.n_head = value;
-    else if (key == "V")
-      c.vocab = value;
-    else if (key == "T")
-      c.max_seq = value;
-    else {
-      throw InvalidArgument("[model] unknown key '" + excerpt(key) + "' in model spec " +
-                            quoted_spec + "; keys are L, C, H, V, T");
-    }
+    *field = static_cast<int>(wide);
   }
   c.padded_vocab = padded_vocab(c.vocab);
   c.validate();

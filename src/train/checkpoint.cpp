@@ -282,8 +282,10 @@ model::ModelConfig safetensors_config(const SafetensorsReader& r) {
                  "'transformer.wte.weight' and 'transformer.wpe.weight' to infer the "
                  "model config from");
   }
-  int layers = 0;
-  for (const SafetensorsTensor& t : r.tensors()) layers = std::max(layers, layer_of(t.name) + 1);
+  std::int64_t layers = 0;  // h.2147483647.* is a name a file may hold: no int overflow
+  for (const SafetensorsTensor& t : r.tensors()) {
+    layers = std::max<std::int64_t>(layers, std::int64_t{layer_of(t.name)} + 1);
+  }
   const std::int64_t C = wte->shape[1];
   const std::int64_t H = C % 64 == 0 ? C / 64 : 1;  // GPT-2's head size is 64
   const std::string spec = "L=" + std::to_string(layers) + ",C=" + std::to_string(C) +
