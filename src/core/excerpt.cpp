@@ -6,29 +6,30 @@
 namespace adacc {
 
 std::string excerpt(std::string_view text, std::size_t max_chars) {
-  std::size_t cut = text.size();
-  if (cut > max_chars) {
-    cut = max_chars;
-    // Back off to the start of a UTF-8 sequence.
-    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  }
   std::string out;
-  out.reserve(cut + 24);
-  for (std::size_t i = 0; i < cut; ++i) {
+  std::size_t boundary = 0;  // out.size() where the last character (not a UTF-8 tail) began
+  std::size_t i = 0;
+  for (; i < text.size(); ++i) {
     const auto c = static_cast<unsigned char>(text[i]);
+    char piece[8] = {static_cast<char>(c), '\0'};
     if (c == '\n') {
-      out += "\\n";
+      std::snprintf(piece, sizeof piece, "\\n");
     } else if (c == '\t') {
-      out += "\\t";
+      std::snprintf(piece, sizeof piece, "\\t");
     } else if (c < 0x20 || c == 0x7F) {
-      char hex[8];
-      std::snprintf(hex, sizeof hex, "\\x%02X", c);
-      out += hex;
-    } else {
-      out += static_cast<char>(c);
+      std::snprintf(piece, sizeof piece, "\\x%02X", c);
     }
+    const std::string_view shown(piece);  // c is never 0 here: 0 is escaped
+    // The limit counts what is shown: escapes take up to 4 characters each.
+    if (out.size() + shown.size() > max_chars) break;
+    if ((c & 0xC0) != 0x80) boundary = out.size();
+    out += shown;
   }
-  if (cut < text.size()) out += "... (" + std::to_string(text.size()) + " bytes)";
+  if (i < text.size()) {
+    // Do not cut a UTF-8 sequence: drop its first bytes too.
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) == 0x80) out.resize(boundary);
+    out += "... (" + std::to_string(text.size()) + " bytes)";
+  }
   return out;
 }
 

@@ -52,7 +52,7 @@ class Builder {
         what.rfind("[json.", 0) == 0 && close != std::string::npos) {
       what.erase(0, close + 2);
     }
-    return fail("not valid JSON: " + excerpt(what, 200));
+    return fail("not valid JSON: " + excerpt(what, 120));
   }
 
   const std::string& error() const { return error_; }
@@ -128,7 +128,7 @@ nlohmann::ordered_json parse_json_input(std::string_view text, std::size_t max_b
                          /*strict=*/true, /*ignore_comments=*/false);
   } catch (const nlohmann::json::exception& e) {
     // The parser reports through parse_error; anything else is malformed input too.
-    throw FormatError("not valid JSON: " + excerpt(e.what(), 200));
+    throw FormatError("not valid JSON: " + excerpt(e.what(), 120));
   }
   if (!ok) {
     throw FormatError(builder.error().empty() ? std::string("not valid JSON") : builder.error());

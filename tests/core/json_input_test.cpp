@@ -127,6 +127,12 @@ TEST(Excerpt, ShowsControlCharactersAndCutsLongTextAtACharacter) {
   EXPECT_EQ(excerpt(std::string(50, 'y'), 10), "yyyyyyyyyy... (50 bytes)");
   // "é" is two bytes; a cut inside it backs off to before it.
   EXPECT_EQ(excerpt("abcdefghi\xC3\xA9xyz", 10), "abcdefghi... (14 bytes)");
+  EXPECT_EQ(excerpt("abcdefgh\xC3\xA9xyz", 10), "abcdefgh\xC3\xA9... (13 bytes)");
+  // The limit counts escapes as shown (found by fuzzing: 200 DEL bytes became 800
+  // characters), and never cuts one.
+  EXPECT_EQ(excerpt(std::string(1000, '\x7F'), 10), "\\x7F\\x7F... (1000 bytes)");
+  EXPECT_EQ(excerpt(std::string(3, '\0'), 40), "\\x00\\x00\\x00");
+  EXPECT_LE(excerpt(std::string(100000, '\n')).size(), 40u + 30u);
 }
 
 }  // namespace

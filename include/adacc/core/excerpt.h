@@ -8,9 +8,10 @@
 
 namespace adacc {
 
-// `text` for a one-line message: control characters shown as \n, \t or \xNN, and, when
-// longer than `max_chars`, its first max_chars bytes (not cutting a UTF-8 sequence)
-// followed by "... (N bytes)". The result is at most about max_chars * 4 + 24 bytes.
+// `text` for a one-line message: control characters shown as \n, \t or \xNN and, when
+// that is longer than `max_chars`, as much of it as fits in max_chars (not cutting an
+// escape or a UTF-8 sequence) followed by "... (N bytes)". The result is at most
+// max_chars + 30 bytes.
 std::string excerpt(std::string_view text, std::size_t max_chars = 40);
 
 }  // namespace adacc
