@@ -122,8 +122,8 @@ std::string mismatch(const std::string& name, const Shape& found, const Slot& sl
                      const model::ModelConfig& config) {
   const std::string found_text =
       found.size() <= 8 ? shape_str(found) : std::to_string(found.size()) + "-dimensional";
-  return "tensor '" + excerpt(name) + "' is " + found_text + " but the model needs " + slot.symbolic +
-         " = " + shape_str(slot.shape) + " (model " + config_spec(config) + ")";
+  return "tensor '" + excerpt(name) + "' is " + found_text + " but the model needs " +
+         slot.symbolic + " = " + shape_str(slot.shape) + " (model " + config_spec(config) + ")";
 }
 
 // ----------------------------------------------------------------------------------
@@ -176,8 +176,8 @@ LlmcFile open_llmc(const fs::path& path) {
   try {
     f.config.validate();  // the parameter count with this Vp, checked
   } catch (const InvalidArgument& e) {
-    format_error(path, "llm.c header (" + spec + ", Vp=" + std::to_string(Vp) +
-                           ") is invalid: " + e.what());
+    format_error(
+        path, "llm.c header (" + spec + ", Vp=" + std::to_string(Vp) + ") is invalid: " + e.what());
   }
   if (__builtin_mul_overflow(static_cast<std::uintmax_t>(f.config.num_parameters()), 4u, &body)) {
     format_error(path, "llm.c header (" + spec + ", Vp=" + std::to_string(Vp) +
@@ -323,9 +323,8 @@ void load_safetensors(const SafetensorsReader& r, const model::ModelConfig& conf
     }
     if (t->shape != s.shape) format_error(r.path(), mismatch(t->name, t->shape, s, config));
     if (t->dtype != "F32") {
-      format_error(r.path(),
-                   "tensor '" + excerpt(t->name) + "' has dtype " + excerpt(t->dtype) +
-                       "; adacc reads F32 only");
+      format_error(r.path(), "tensor '" + excerpt(t->name) + "' has dtype " + excerpt(t->dtype) +
+                                 "; adacc reads F32 only");
     }
     found.push_back(t);
   }
@@ -452,8 +451,8 @@ CheckpointJson read_checkpoint_json(const fs::path& dir) {
     if (!v.is_string()) bad(std::string("'") + key + "' must be a string");
     const std::string name = v.get<std::string>();
     // A plain file name inside the directory, nothing else.
-    if (name.empty() || name.find('/') != std::string::npos || name.find('\0') != std::string::npos ||
-        name == "." || name == "..") {
+    if (name.empty() || name.find('/') != std::string::npos ||
+        name.find('\0') != std::string::npos || name == "." || name == "..") {
       bad(std::string("'") + key + "' must name a file in the directory, got '" + excerpt(name) +
           "'");
     }
