@@ -272,8 +272,7 @@ TEST_P(PlanIoTest, DeeplyNestedPlansAreRefusedInOneShortLine) {
   // Within the depth limit, a wrong value is described, not printed.
   std::string deep_ok = "1";
   for (int i = 0; i < 60; ++i) deep_ok = R"({"compress": )" + deep_ok + "}";
-  const std::string msg =
-      reading_error(graph_, R"({"tensors": {"h0.fc.out": )" + deep_ok + "}}");
+  const std::string msg = reading_error(graph_, R"({"tensors": {"h0.fc.out": )" + deep_ok + "}}");
   EXPECT_NE(msg.find("policy an object of 1 key is not one"), std::string::npos) << msg;
 }
 
@@ -300,20 +299,19 @@ TEST_P(PlanIoTest, PlansWithHundredThousandKeysAreReadInLinearTime) {
 
 TEST_P(PlanIoTest, OversizedPlansAndDuplicateEntriesAreRefused) {
   const std::string big = R"({"planner": ")" + std::string(kMaxPlanFileBytes, 'x') + R"("})";
-  EXPECT_NE(reading_error(graph_, big).find("plan files are limited to 64 MiB"),
-            std::string::npos);
+  EXPECT_NE(reading_error(graph_, big).find("plan files are limited to 64 MiB"), std::string::npos);
   const std::string twice = R"({"tensors": {"h0.fc.out": "keep", "h0.fc.out": "recompute"}})";
   EXPECT_NE(reading_error(graph_, twice).find("\"h0.fc.out\" twice"), std::string::npos);
   // A long unknown name is quoted short.
   const std::string name(100000, 'n');
-  EXPECT_NE(reading_error(graph_, R"({"tensors": {")" + name + R"(": "keep"}})").find("(100000 bytes)"),
-            std::string::npos);
+  EXPECT_NE(
+      reading_error(graph_, R"({"tensors": {")" + name + R"(": "keep"}})").find("(100000 bytes)"),
+      std::string::npos);
 }
 
 TEST_P(PlanIoTest, OversizedPlanFilesAreRefusedUnread) {
-  const std::filesystem::path path =
-      std::filesystem::temp_directory_path() /
-      ("adacc_plan_io_big_" + std::to_string(::getpid()) + ".json");
+  const std::filesystem::path path = std::filesystem::temp_directory_path() /
+                                     ("adacc_plan_io_big_" + std::to_string(::getpid()) + ".json");
   {
     std::ofstream out(path, std::ios::binary);
     out << "{}";

@@ -134,12 +134,12 @@ TEST_F(HostileFiles, SafetensorsHeaderOfHundredThousandTensorsOpensInLinearTime)
 
 TEST_F(HostileFiles, LayerNumbersAtTheEndOfIntAreCountedIn64Bits) {
   // Before: h.2147483647 gave L = INT_MAX + 1, a signed overflow (UBSan), read as L=0.
-  const fs::path path = safetensors(
-      "layers.safetensors",
-      R"({"wte.weight": {"dtype": "F32", "shape": [1, 1], "data_offsets": [0, 4]},
+  const fs::path path =
+      safetensors("layers.safetensors",
+                  R"({"wte.weight": {"dtype": "F32", "shape": [1, 1], "data_offsets": [0, 4]},
           "wpe.weight": {"dtype": "F32", "shape": [1, 1], "data_offsets": [4, 8]},
           "h.2147483647.ln_1.weight": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]}})",
-      12);
+                  12);
   EXPECT_NE(error_of<FormatError>([&] { read_model_config(path); }).find("L=2147483648"),
             std::string::npos);
 }
