@@ -46,7 +46,9 @@ Budget parse_budget(std::string_view text) {
   } catch (const InvalidArgument& e) {
     std::string msg = e.what();
     if (const std::string tag = "[size] "; msg.rfind(tag, 0) == 0) msg.erase(0, tag.size());
-    throw InvalidArgument("[budget] --budget: " + msg + ", or a percentage like 30%");
+    const bool unreadable = msg.rfind("cannot read", 0) == 0;
+    throw InvalidArgument("[budget] --budget: " + msg +
+                          (unreadable ? ", or a percentage like 30%" : ""));
   }
   return b;
 }
