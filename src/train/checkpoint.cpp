@@ -46,9 +46,13 @@ std::string config_spec(const model::ModelConfig& c) {
          ",T=" + std::to_string(c.max_seq);
 }
 
+// A config from a file's spec; a custom one is named by its canonical spec, since the
+// file's text may be any length (e.g. "L=1,L=1,...").
 model::ModelConfig config_from_spec(const fs::path& path, const std::string& spec) {
   try {
-    return model::parse_config(spec);
+    model::ModelConfig c = model::parse_config(spec);
+    if (spec.find('=') != std::string::npos) c.name = config_spec(c);
+    return c;
   } catch (const InvalidArgument& e) {
     format_error(path, "model config '" + excerpt(spec, 80) + "' is invalid: " + e.what());
   }
@@ -631,14 +635,14 @@ TrainingState load_checkpoint(const fs::path& dir, const model::ModelConfig& con
   const CheckpointJson c = read_checkpoint_json(dir);
   const model::ModelConfig saved = config_from_spec(dir / kStateFile, c.config);
   if (!same_shape(saved, config)) {
-    format_error(dir / kStateFile, "the checkpoint is of model " + c.config + " but the model is " +
-                                       config_spec(config));
+    format_error(dir / kStateFile, "the checkpoint is of model " + config_spec(saved) +
+                                       " but the model is " + config_spec(config));
   }
   for (const std::string& name : {c.model, c.optim}) {
     std::error_code ec;
     if (!fs::is_regular_file(dir / name, ec)) {
       format_error(dir / kStateFile,
-                   "names '" + name + "', which is not in '" + dir.string() + "'");
+                   "names '" + excerpt(name) + "', which is not in '" + dir.string() + "'");
     }
   }
   // Open (and so validate) the optimizer file before the parameters are overwritten.
