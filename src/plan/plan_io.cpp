@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <unordered_map>
+#include <vector>
 
 #include "adacc/compress/codec.h"
 #include "adacc/core/allocator.h"
@@ -67,6 +68,13 @@ Decision parse_decision(const std::string& name, const Json& value) {
       value["compress"].is_string()) {
     d.policy = Policy::compress;
     d.codec = value["compress"].get<std::string>();
+    // Checked here, not only by runtime::validate, to quote a hostile name short.
+    const std::vector<std::string> known = compress::codec_names();
+    if (std::find(known.begin(), known.end(), d.codec) == known.end()) {
+      std::string list;
+      for (const std::string& n : known) list += (list.empty() ? "" : ", ") + n;
+      throw InvalidArgument(where + "unknown codec '" + excerpt(d.codec) + "'; known: " + list);
+    }
     return d;
   }
   throw InvalidArgument(where + "policy " + describe_json(value) + " is not one; " + expected);

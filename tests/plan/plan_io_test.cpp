@@ -302,6 +302,12 @@ TEST_P(PlanIoTest, OversizedPlansAndDuplicateEntriesAreRefused) {
   EXPECT_NE(reading_error(graph_, big).find("plan files are limited to 64 MiB"), std::string::npos);
   const std::string twice = R"({"tensors": {"h0.fc.out": "keep", "h0.fc.out": "recompute"}})";
   EXPECT_NE(reading_error(graph_, twice).find("\"h0.fc.out\" twice"), std::string::npos);
+  // Found by fuzzing: an unknown codec's name was echoed whole.
+  const std::string codec(100000, 'c');
+  const std::string msg =
+      reading_error(graph_, R"({"tensors": {"h0.fc.out": {"compress": ")" + codec + R"("}}})");
+  EXPECT_NE(msg.find("entry 'h0.fc.out': unknown codec 'cccc"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("bf16"), std::string::npos) << msg;
   // A long unknown name is quoted short.
   const std::string name(100000, 'n');
   EXPECT_NE(
