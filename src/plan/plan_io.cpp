@@ -9,15 +9,19 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <unordered_map>
+#include <vector>
 
 #include "adacc/compress/codec.h"
 #include "adacc/core/allocator.h"
 #include "adacc/core/error.h"
+#include "adacc/core/excerpt.h"
+#include "adacc/core/json_input.h"
 
 namespace adacc::plan {
 
@@ -44,7 +48,7 @@ std::string decision_text(const Decision& d) {
 
 // One entry's value: "keep", "recompute" or {"compress": "<codec>"}.
 Decision parse_decision(const std::string& name, const Json& value) {
-  const std::string where = "[plan] entry '" + name + "': ";
+  const std::string where = "[plan] entry '" + excerpt(name) + "': ";
   const std::string expected = "write \"keep\", \"recompute\" or {\"compress\": \"<codec>\"}";
   Decision d;
   if (value.is_string()) {
@@ -56,7 +60,7 @@ Decision parse_decision(const std::string& name, const Json& value) {
     } else if (s == "compress") {
       throw InvalidArgument(where + "compress needs a codec; write {\"compress\": \"bf16\"}");
     } else {
-      throw InvalidArgument(where + "unknown policy \"" + s + "\"; " + expected);
+      throw InvalidArgument(where + "unknown policy \"" + excerpt(s) + "\"; " + expected);
     }
     return d;
   }
@@ -64,9 +68,16 @@ Decision parse_decision(const std::string& name, const Json& value) {
       value["compress"].is_string()) {
     d.policy = Policy::compress;
     d.codec = value["compress"].get<std::string>();
+    // Checked here, not only by runtime::validate, to quote a hostile name short.
+    const std::vector<std::string> known = compress::codec_names();
+    if (std::find(known.begin(), known.end(), d.codec) == known.end()) {
+      std::string list;
+      for (const std::string& n : known) list += (list.empty() ? "" : ", ") + n;
+      throw InvalidArgument(where + "unknown codec '" + excerpt(d.codec) + "'; known: " + list);
+    }
     return d;
   }
-  throw InvalidArgument(where + "policy " + value.dump() + " is not one; " + expected);
+  throw InvalidArgument(where + "policy " + describe_json(value) + " is not one; " + expected);
 }
 
 // Rethrows an error from reading `path`'s content with the path in its message.
@@ -130,9 +141,9 @@ std::string to_json(const Plan& plan, const StepGraph& graph) {
 Plan from_json(const StepGraph& graph, std::string_view text) {
   Json j;
   try {
-    j = Json::parse(text.begin(), text.end());
-  } catch (const nlohmann::json::exception& e) {
-    throw InvalidArgument(std::string("[plan] malformed JSON: ") + e.what());
+    j = parse_json_input(text, kMaxPlanFileBytes, "plan files are limited to 64 MiB");
+  } catch (const FormatError& e) {
+    throw InvalidArgument(std::string("[plan] ") + e.what());
   }
   if (!j.is_object()) {
     throw InvalidArgument("[plan] a plan is a JSON object {\"planner\": ..., \"tensors\": {...}}");
@@ -142,11 +153,11 @@ Plan from_json(const StepGraph& graph, std::string_view text) {
   for (const auto& [key, value] : j.items()) {
     if (key == "planner") {
       if (!value.is_string()) {
-        throw InvalidArgument("[plan] \"planner\" must be a string but is " + value.dump());
+        throw InvalidArgument("[plan] \"planner\" must be a string but is " + describe_json(value));
       }
       plan.planner = value.get<std::string>();
     } else if (key != "tensors") {
-      throw InvalidArgument("[plan] unknown key \"" + key +
+      throw InvalidArgument("[plan] unknown key \"" + excerpt(key) +
                             "\"; a plan has \"planner\" and \"tensors\"");
     }
   }
@@ -155,7 +166,7 @@ Plan from_json(const StepGraph& graph, std::string_view text) {
   if (!tensors.is_object()) {
     throw InvalidArgument(
         "[plan] \"tensors\" must be an object {\"<tensor name>\": <policy>, ...} but is " +
-        tensors.dump());
+        describe_json(tensors));
   }
   std::unordered_map<std::string_view, TensorId> ids;
   for (std::size_t i = 0; i < graph.tensors().size(); ++i) {
@@ -164,9 +175,9 @@ Plan from_json(const StepGraph& graph, std::string_view text) {
   for (const auto& [name, value] : tensors.items()) {
     const auto it = ids.find(name);
     if (it == ids.end()) {
-      throw InvalidArgument("[plan] entry '" + name + "': no tensor of that name in this graph (" +
-                            std::to_string(graph.ops().size()) +
-                            " ops); is the plan for another model?");
+      throw InvalidArgument(
+          "[plan] entry '" + excerpt(name) + "': no tensor of that name in this graph (" +
+          std::to_string(graph.ops().size()) + " ops); is the plan for another model?");
     }
     plan.decisions[static_cast<std::size_t>(it->second)] = parse_decision(name, value);
   }
@@ -178,6 +189,13 @@ Plan load_plan_file(const StepGraph& graph, const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     throw InvalidArgument("[plan] cannot read plan file '" + path + "': " + std::strerror(errno));
+  }
+  // Refused before reading: a plan file of gigabytes is not worth reading.
+  std::error_code ec;
+  if (const std::uintmax_t size = std::filesystem::file_size(path, ec);
+      !ec && size > kMaxPlanFileBytes) {
+    throw InvalidArgument("[plan] plan file '" + path + "' is " + std::to_string(size) +
+                          " bytes; plan files are limited to 64 MiB");
   }
   std::ostringstream text;
   text << in.rdbuf();

@@ -13,9 +13,12 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <system_error>
 
 #include "adacc/core/error.h"
+#include "adacc/core/excerpt.h"
+#include "adacc/core/json_input.h"
 #include "adacc/train/atomic_file.h"
 #include "adacc/train/safetensors.h"
 
@@ -43,11 +46,15 @@ std::string config_spec(const model::ModelConfig& c) {
          ",T=" + std::to_string(c.max_seq);
 }
 
+// A config from a file's spec; a custom one is named by its canonical spec, since the
+// file's text may be any length (e.g. "L=1,L=1,...").
 model::ModelConfig config_from_spec(const fs::path& path, const std::string& spec) {
   try {
-    return model::parse_config(spec);
+    model::ModelConfig c = model::parse_config(spec);
+    if (spec.find('=') != std::string::npos) c.name = config_spec(c);
+    return c;
   } catch (const InvalidArgument& e) {
-    format_error(path, "model config '" + spec + "' is invalid: " + e.what());
+    format_error(path, "model config '" + excerpt(spec, 80) + "' is invalid: " + e.what());
   }
 }
 
@@ -117,8 +124,10 @@ std::vector<Slot> slots(const model::ModelConfig& config, const model::ParamSet&
 
 std::string mismatch(const std::string& name, const Shape& found, const Slot& slot,
                      const model::ModelConfig& config) {
-  return "tensor '" + name + "' is " + shape_str(found) + " but the model needs " + slot.symbolic +
-         " = " + shape_str(slot.shape) + " (model " + config_spec(config) + ")";
+  const std::string found_text =
+      found.size() <= 8 ? shape_str(found) : std::to_string(found.size()) + "-dimensional";
+  return "tensor '" + excerpt(name) + "' is " + found_text + " but the model needs " +
+         slot.symbolic + " = " + shape_str(slot.shape) + " (model " + config_spec(config) + ")";
 }
 
 // ----------------------------------------------------------------------------------
@@ -167,7 +176,17 @@ LlmcFile open_llmc(const fs::path& path) {
                  "llm.c header has Vp=" + std::to_string(Vp) + " below V=" + std::to_string(V));
   }
   f.config.padded_vocab = Vp;
-  const std::uintmax_t body = static_cast<std::uintmax_t>(f.config.num_parameters()) * 4;
+  std::uintmax_t body = 0;
+  try {
+    f.config.validate();  // the parameter count with this Vp, checked
+  } catch (const InvalidArgument& e) {
+    format_error(
+        path, "llm.c header (" + spec + ", Vp=" + std::to_string(Vp) + ") is invalid: " + e.what());
+  }
+  if (__builtin_mul_overflow(static_cast<std::uintmax_t>(f.config.num_parameters()), 4u, &body)) {
+    format_error(path, "llm.c header (" + spec + ", Vp=" + std::to_string(Vp) +
+                           ") describes more bytes than 64 bits count");
+  }
   if (size - kLlmcHeaderBytes != body) {
     format_error(path, "llm.c checkpoint body is " + std::to_string(size - kLlmcHeaderBytes) +
                            " bytes but its header (" + spec + ", Vp=" + std::to_string(Vp) +
@@ -267,8 +286,10 @@ model::ModelConfig safetensors_config(const SafetensorsReader& r) {
                  "'transformer.wte.weight' and 'transformer.wpe.weight' to infer the "
                  "model config from");
   }
-  int layers = 0;
-  for (const SafetensorsTensor& t : r.tensors()) layers = std::max(layers, layer_of(t.name) + 1);
+  std::int64_t layers = 0;  // h.2147483647.* is a name a file may hold: no int overflow
+  for (const SafetensorsTensor& t : r.tensors()) {
+    layers = std::max<std::int64_t>(layers, std::int64_t{layer_of(t.name)} + 1);
+  }
   const std::int64_t C = wte->shape[1];
   const std::int64_t H = C % 64 == 0 ? C / 64 : 1;  // GPT-2's head size is 64
   const std::string spec = "L=" + std::to_string(layers) + ",C=" + std::to_string(C) +
@@ -289,7 +310,8 @@ void load_safetensors(const SafetensorsReader& r, const model::ModelConfig& conf
   for (const SafetensorsTensor& t : r.tensors()) {
     const int layer = layer_of(t.name);
     if (layer >= config.n_layer) {
-      format_error(r.path(), "tensor '" + t.name + "' belongs to layer " + std::to_string(layer) +
+      format_error(r.path(), "tensor '" + excerpt(t.name) + "' belongs to layer " +
+                                 std::to_string(layer) +
                                  " but the model has L=" + std::to_string(config.n_layer) +
                                  " (model " + config_spec(config) + ")");
     }
@@ -305,8 +327,8 @@ void load_safetensors(const SafetensorsReader& r, const model::ModelConfig& conf
     }
     if (t->shape != s.shape) format_error(r.path(), mismatch(t->name, t->shape, s, config));
     if (t->dtype != "F32") {
-      format_error(r.path(),
-                   "tensor '" + t->name + "' has dtype " + t->dtype + "; adacc reads F32 only");
+      format_error(r.path(), "tensor '" + excerpt(t->name) + "' has dtype " + excerpt(t->dtype) +
+                                 "; adacc reads F32 only");
     }
     found.push_back(t);
   }
@@ -378,6 +400,9 @@ constexpr const char* kFinalModelFile = "model.safetensors";  // what a finished
 // save left: the files it names that the current checkpoint.json does not name are that
 // save's partial output, or the checkpoint it replaced, and are deleted.
 constexpr const char* kSaveJournal = ".adacc-save-journal";
+// checkpoint.json is read only up to this size (it holds a few hundred bytes).
+constexpr std::size_t kMaxStateFileBytes = std::size_t{16} << 20;
+constexpr const char* kStateFileLimit = "checkpoint.json is limited to 16 MiB";
 
 struct CheckpointJson {
   std::int64_t step = 0;
@@ -396,11 +421,19 @@ CheckpointJson read_checkpoint_json(const fs::path& dir) {
     throw InvalidArgument("[checkpoint] no '" + std::string(kStateFile) + "' in '" + dir.string() +
                           "' (not a checkpoint directory, or no save finished)");
   }
+  if (!fs::is_regular_file(path, ec)) format_error(path, "is not a regular file");
+  // Refused unread when absurdly large; a checkpoint.json is a few hundred bytes.
+  if (const std::uintmax_t size = fs::file_size(path, ec); !ec && size > kMaxStateFileBytes) {
+    format_error(path, "is " + std::to_string(size) + " bytes; " + kStateFileLimit);
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) format_error(path, "cannot be read");
   ordered_json j;
   try {
-    j = ordered_json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    format_error(path, std::string("not valid JSON: ") + e.what());
+    j = parse_json_input(text.view(), kMaxStateFileBytes, kStateFileLimit);
+  } catch (const FormatError& e) {
+    format_error(path, e.what());
   }
   auto field = [&](const char* key) -> const ordered_json& {
     if (!j.is_object() || !j.contains(key))
@@ -413,22 +446,32 @@ CheckpointJson read_checkpoint_json(const fs::path& dir) {
     if (v.is_number_integer() && v.get<std::int64_t>() >= 0) {
       return static_cast<std::uint64_t>(v.get<std::int64_t>());
     }
-    bad(what + " must be a non-negative integer, got " + v.dump());
+    bad(what + " must be a non-negative integer, got " + describe_json(v));
     return 0;
+  };
+  // A count that is also an std::int64_t (steps).
+  auto i64 = [&](const ordered_json& v, const std::string& what) -> std::int64_t {
+    const std::uint64_t n = u64(v, what);
+    if (n > static_cast<std::uint64_t>(INT64_MAX)) {
+      bad(what + " is " + std::to_string(n) + ", beyond 2^63 - 1");
+    }
+    return static_cast<std::int64_t>(n);
   };
   auto file_name = [&](const char* key) {
     const ordered_json& v = field(key);
     if (!v.is_string()) bad(std::string("'") + key + "' must be a string");
     std::string name = v.get<std::string>();  // not const: returned by move
     // A plain file name inside the directory, nothing else.
-    if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
-      bad(std::string("'") + key + "' must name a file in the directory, got '" + name + "'");
+    if (name.empty() || name.find('/') != std::string::npos ||
+        name.find('\0') != std::string::npos || name == "." || name == "..") {
+      bad(std::string("'") + key + "' must name a file in the directory, got '" + excerpt(name) +
+          "'");
     }
     return name;
   };
 
   CheckpointJson c;
-  c.step = static_cast<std::int64_t>(u64(field("step"), "'step'"));
+  c.step = i64(field("step"), "'step'");
   c.state.step = c.step;
   c.model = file_name("model");
   c.optim = file_name("optim");
@@ -443,7 +486,7 @@ CheckpointJson read_checkpoint_json(const fs::path& dir) {
     const auto [end, err] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (s.empty() || err != std::errc() || end != s.data() + s.size()) {
       bad("'rng' entry " + std::to_string(i) + " must be a decimal u64 string, got " +
-          rng[i].dump());
+          describe_json(rng[i]));
     }
     c.state.rng[i] = v;
   }
@@ -454,9 +497,7 @@ CheckpointJson read_checkpoint_json(const fs::path& dir) {
   c.state.loader.position = u64(loader["position"], "'loader.position'");
   c.state.loader.epoch = u64(loader["epoch"], "'loader.epoch'");
   c.state.optimizer_steps =
-      j.contains("optimizer_steps")
-          ? static_cast<std::int64_t>(u64(j["optimizer_steps"], "'optimizer_steps'"))
-          : c.step;
+      j.contains("optimizer_steps") ? i64(j["optimizer_steps"], "'optimizer_steps'") : c.step;
   if (j.contains("options")) {
     const ordered_json& o = j["options"];
     c.state.options_json = o.is_string() ? o.get<std::string>() : o.dump();
@@ -511,9 +552,9 @@ std::vector<std::string> current_checkpoint_files(const fs::path& dir) {
 ordered_json options_value(const std::string& options) {
   if (options.empty()) return options;
   try {
-    ordered_json j = ordered_json::parse(options);
+    ordered_json j = parse_json_input(options, kMaxStateFileBytes, kStateFileLimit);
     if (j.dump() == options) return j;
-  } catch (const nlohmann::json::exception&) {
+  } catch (const FormatError&) {
   }
   return options;
 }
@@ -675,14 +716,14 @@ TrainingState load_checkpoint(const fs::path& dir, const model::ModelConfig& con
   const CheckpointJson c = read_checkpoint_json(dir);
   const model::ModelConfig saved = config_from_spec(dir / kStateFile, c.config);
   if (!same_shape(saved, config)) {
-    format_error(dir / kStateFile, "the checkpoint is of model " + c.config + " but the model is " +
-                                       config_spec(config));
+    format_error(dir / kStateFile, "the checkpoint is of model " + config_spec(saved) +
+                                       " but the model is " + config_spec(config));
   }
   for (const std::string& name : {c.model, c.optim}) {
     std::error_code ec;
     if (!fs::is_regular_file(dir / name, ec)) {
       format_error(dir / kStateFile,
-                   "names '" + name + "', which is not in '" + dir.string() + "'");
+                   "names '" + excerpt(name) + "', which is not in '" + dir.string() + "'");
     }
   }
   // Open (and so validate) the optimizer file before the parameters are overwritten.

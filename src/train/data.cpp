@@ -29,6 +29,7 @@ constexpr std::int32_t kShardVersion = 1;
 constexpr std::size_t kShardHeaderInts = 256;
 constexpr std::size_t kShardHeaderBytes = kShardHeaderInts * sizeof(std::int32_t);  // 1024
 constexpr int kGpt2Vocab = 50257;
+constexpr std::uint64_t kMaxTextBytes = std::uint64_t{16} << 30;
 
 std::string quoted(const fs::path& path) {
   std::string s = "'";  // (not "'" + ...: GCC 12 warns falsely, -Wrestrict)
@@ -211,7 +212,12 @@ TokenStream load_tokens(const std::filesystem::path& path, const LoadOptions& op
                       " is an llm.c model checkpoint, not training data; give it to --init");
   }
 
-  // Text: the whole file in one read.
+  // Text: the whole file in one read, if it is not absurdly large.
+  if (size > kMaxTextBytes) {
+    throw InvalidArgument("[data] text file " + quoted(path) + " is " + std::to_string(size) +
+                          " bytes; text files are limited to 16 GiB (as tokens they take four "
+                          "times that in memory); convert it to llm.c shards");
+  }
   std::string text(static_cast<std::size_t>(size), '\0');
   std::memcpy(text.data(), magic, head);
   read_exact(f.get(), text.data() + head, text.size() - head, path);
@@ -288,9 +294,12 @@ std::uint64_t BatchLoader::batches_per_epoch() const {
 
 void BatchLoader::set_state(const State& state) {
   const auto n = static_cast<std::uint64_t>(tokens_.size());
+  // Written without sums that could wrap: the state comes from a file.
+  const auto bt = static_cast<std::uint64_t>(B_ * T_);
   const bool fits = shuffle_ == Shuffle::off
-                        ? state.position + static_cast<std::uint64_t>(B_ * T_) + 1 <= n
-                        : state.position + static_cast<std::uint64_t>(B_) <= windows_;
+                        ? state.position < n && n - state.position >= bt + 1
+                        : state.position <= windows_ &&
+                              windows_ - state.position >= static_cast<std::uint64_t>(B_);
   if (!fits) {
     throw InvalidArgument("[data] batch loader state position " + std::to_string(state.position) +
                           (shuffle_ == Shuffle::off ? " (token offset)" : " (window index)") +

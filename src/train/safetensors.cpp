@@ -16,6 +16,8 @@
 #include <set>
 
 #include "adacc/core/error.h"
+#include "adacc/core/excerpt.h"
+#include "adacc/core/json_input.h"
 #include "adacc/train/atomic_file.h"
 
 namespace adacc::train {
@@ -26,6 +28,8 @@ static_assert(std::endian::native == std::endian::little,
 
 // The spec caps the header at 100 MB; a larger length means a corrupt file.
 constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
+// Dimensions of a tensor's shape; more means a corrupt file (PyTorch allows 64 too).
+constexpr std::size_t kMaxDims = 64;
 // Elements per staging buffer of the writer (1 MiB of f32).
 constexpr std::int64_t kChunkElements = 1 << 18;
 
@@ -50,7 +54,14 @@ std::uint64_t dtype_bytes(std::string_view dtype) {
   return 0;
 }
 
-bool as_u64(const nlohmann::json& j, std::uint64_t& out) {
+using Json = nlohmann::ordered_json;
+
+// shape_str, or for a shape of many dimensions (hostile files) only their count.
+std::string short_shape_str(const Shape& shape) {
+  return shape.size() <= 8 ? shape_str(shape) : std::to_string(shape.size()) + "-dimensional";
+}
+
+bool as_u64(const Json& j, std::uint64_t& out) {
   if (j.is_number_unsigned()) {
     out = j.get<std::uint64_t>();
     return true;
@@ -64,8 +75,8 @@ bool as_u64(const nlohmann::json& j, std::uint64_t& out) {
 
 // Parses one tensor entry of the header; `data_bytes` is the size of the data section.
 SafetensorsTensor parse_entry(const std::filesystem::path& path, const std::string& name,
-                              const nlohmann::json& j, std::uint64_t data_bytes) {
-  const std::string what = "tensor '" + name + "'";
+                              const Json& j, std::uint64_t data_bytes) {
+  const std::string what = "tensor '" + excerpt(name) + "'";
   if (!j.is_object()) format_error(path, what + " is not a JSON object");
   SafetensorsTensor t;
   t.name = name;
@@ -73,16 +84,20 @@ SafetensorsTensor parse_entry(const std::filesystem::path& path, const std::stri
   if (dtype == j.end() || !dtype->is_string()) format_error(path, what + " has no dtype string");
   t.dtype = dtype->get<std::string>();
   const std::uint64_t elem = dtype_bytes(t.dtype);
-  if (elem == 0) format_error(path, what + " has unknown dtype '" + t.dtype + "'");
+  if (elem == 0) format_error(path, what + " has unknown dtype '" + excerpt(t.dtype) + "'");
 
   const auto shape = j.find("shape");
   if (shape == j.end() || !shape->is_array()) format_error(path, what + " has no shape array");
+  if (shape->size() > kMaxDims) {
+    format_error(path, what + " has " + std::to_string(shape->size()) +
+                           " dimensions; adacc reads at most " + std::to_string(kMaxDims));
+  }
   std::uint64_t numel = 1;
-  for (const nlohmann::json& d : *shape) {
+  for (const Json& d : *shape) {
     std::uint64_t n = 0;
     if (!as_u64(d, n) || n > static_cast<std::uint64_t>(INT64_MAX)) {
-      format_error(path,
-                   what + " has a shape entry that is not a non-negative integer: " + d.dump());
+      format_error(path, what + " has a shape entry that is not a non-negative integer: " +
+                             describe_json(d));
     }
     if (__builtin_mul_overflow(numel, n, &numel)) format_error(path, what + " is too large");
     t.shape.push_back(static_cast<std::int64_t>(n));
@@ -106,7 +121,7 @@ SafetensorsTensor parse_entry(const std::filesystem::path& path, const std::stri
   }
   if (t.end - t.begin != expected_bytes) {
     format_error(path, what + " has " + range + " (" + std::to_string(t.end - t.begin) +
-                           " bytes) but shape " + shape_str(t.shape) + " of " + t.dtype +
+                           " bytes) but shape " + short_shape_str(t.shape) + " of " + t.dtype +
                            " needs " + std::to_string(expected_bytes) + " bytes");
   }
   return t;
@@ -169,19 +184,21 @@ SafetensorsReader::SafetensorsReader(const std::filesystem::path& path) : path_(
     data_start_ = 8 + header_len;
     const std::uint64_t data_bytes = size - data_start_;
 
-    nlohmann::json j;
+    Json j;
     try {
-      j = nlohmann::json::parse(header);
-    } catch (const nlohmann::json::parse_error& e) {
-      format_error(path, std::string("header is not valid JSON: ") + e.what());
+      j = parse_json_input(header, kMaxHeaderBytes, "the format's limit is 100 MB");
+    } catch (const FormatError& e) {
+      format_error(path, std::string("header: ") + e.what());
     }
     if (!j.is_object()) format_error(path, "header is not a JSON object");
     for (const auto& [key, value] : j.items()) {
       if (key == "__metadata__") {
         if (!value.is_object()) format_error(path, "__metadata__ is not a JSON object");
         for (const auto& [mk, mv] : value.items()) {
-          if (!mv.is_string())
-            format_error(path, "__metadata__ value of '" + mk + "' is not a string");
+          if (!mv.is_string()) {
+            format_error(path, "__metadata__ value of '" + excerpt(mk) + "' is " +
+                                   describe_json(mv) + ", not a string");
+          }
           metadata_.emplace_back(mk, mv.get<std::string>());
         }
         continue;
@@ -197,12 +214,14 @@ SafetensorsReader::SafetensorsReader(const std::filesystem::path& path) : path_(
       const SafetensorsTensor& b = tensors_[i];
       // Empty tensors occupy no bytes and may share an offset with anything.
       if (a.end > b.begin && a.begin != a.end && b.begin != b.end) {
-        format_error(path, "tensors '" + a.name + "' [" + std::to_string(a.begin) + ", " +
-                               std::to_string(a.end) + "] and '" + b.name + "' [" +
+        format_error(path, "tensors '" + excerpt(a.name) + "' [" + std::to_string(a.begin) + ", " +
+                               std::to_string(a.end) + "] and '" + excerpt(b.name) + "' [" +
                                std::to_string(b.begin) + ", " + std::to_string(b.end) +
                                "] overlap");
       }
     }
+    index_.reserve(tensors_.size());
+    for (std::size_t i = 0; i < tensors_.size(); ++i) index_.emplace(tensors_[i].name, i);
   } catch (...) {
     ::close(fd_);
     throw;
@@ -214,10 +233,8 @@ SafetensorsReader::~SafetensorsReader() {
 }
 
 const SafetensorsTensor* SafetensorsReader::find(std::string_view name) const {
-  for (const SafetensorsTensor& t : tensors_) {
-    if (t.name == name) return &t;
-  }
-  return nullptr;
+  const auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
 const std::string* SafetensorsReader::metadata_value(std::string_view key) const {
@@ -230,19 +247,19 @@ const std::string* SafetensorsReader::metadata_value(std::string_view key) const
 void SafetensorsReader::read_f32(const SafetensorsTensor& tensor, std::int64_t first,
                                  std::int64_t count, float* dst) const {
   if (tensor.dtype != "F32") {
-    format_error(
-        path_, "tensor '" + tensor.name + "' has dtype " + tensor.dtype + "; adacc reads F32 only");
+    format_error(path_, "tensor '" + excerpt(tensor.name) + "' has dtype " + excerpt(tensor.dtype) +
+                            "; adacc reads F32 only");
   }
   const auto numel = static_cast<std::int64_t>((tensor.end - tensor.begin) / 4);
   if (first < 0 || count < 0 || first + count > numel) {
     throw InvalidArgument("[safetensors] read of elements [" + std::to_string(first) + ", " +
-                          std::to_string(first + count) + ") of tensor '" + tensor.name +
+                          std::to_string(first + count) + ") of tensor '" + excerpt(tensor.name) +
                           "' with " + std::to_string(numel) + " elements");
   }
   int err = 0;
   if (!read_at(fd_, data_start_ + tensor.begin + static_cast<std::uint64_t>(first) * 4,
                static_cast<std::uint64_t>(count) * 4, dst, err)) {
-    format_error(path_, "cannot read tensor '" + tensor.name +
+    format_error(path_, "cannot read tensor '" + excerpt(tensor.name) +
                             "': " + (err ? std::strerror(err) : "the file ends early"));
   }
 }

@@ -9,6 +9,7 @@
 // Policies are "keep", "recompute" or {"compress": "<codec>"}.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -20,10 +21,16 @@ namespace adacc::plan {
 // The plan as JSON (the format above), tensors in graph order.
 std::string to_json(const runtime::Plan& plan, const model::StepGraph& graph);
 
+// The largest plan file read (64 MiB): a plan of every saved activation of a model of
+// 100,000 layers is about as large. Larger files and texts are refused unread.
+inline constexpr std::size_t kMaxPlanFileBytes = std::size_t{64} << 20;
+
 // A plan for `graph` from JSON: keep_all_plan with the listed entries applied, then
-// validated (runtime::validate). A missing "planner" reads as "custom". Malformed JSON,
-// unknown tensor names, policies or codecs throw InvalidArgument naming the entry;
-// a plan that cannot be carried out throws PlanInfeasible.
+// validated (runtime::validate). A missing "planner" reads as "custom". Reading takes time
+// linear in the text's size. Malformed JSON (also: nested deeper than kMaxJsonDepth, a key
+// given twice, text over kMaxPlanFileBytes), unknown tensor names, policies or codecs
+// throw InvalidArgument naming the entry in one short line; a plan that cannot be carried
+// out throws PlanInfeasible.
 runtime::Plan from_json(const model::StepGraph& graph, std::string_view text);
 
 // from_json on a file's content; a file that cannot be read throws InvalidArgument naming

@@ -23,6 +23,9 @@ runtime::Plan plan_for_policy(const model::StepGraph& graph, std::string_view po
 // --budget: bytes ("6GiB", "500000000") or a percentage ("30%") meaning the fixed part
 // (parameters, gradients, optimizer state, the batch) plus that share of the rest of the
 // peak of `none` (activations, their gradients, workspace) — so 100% is none's peak.
+// Percentages above this are refused (as typos: 100% already keeps everything).
+inline constexpr double kMaxBudgetPercent = 1e6;
+// Byte sizes are parse_byte_size's (at most 2^63 - 1); errors name --budget.
 struct Budget {
   bool percent = false;
   double share = 1.0;     // for a percentage, in (0, ...]
@@ -31,7 +34,7 @@ struct Budget {
 Budget parse_budget(std::string_view text);
 
 // The budget in bytes for this graph: a percentage is resolved against the predicted
-// peak of the keep-everything plan.
+// peak of the keep-everything plan; InvalidArgument if that is beyond 2^63 - 1 bytes.
 std::size_t resolve_budget(const Budget& budget, const runtime::MemoryPrediction& none);
 
 // Throws PlanInfeasible if `predicted` does not fit in `budget`, naming the smallest

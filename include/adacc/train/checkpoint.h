@@ -88,8 +88,9 @@ TrainingState read_checkpoint_state(const std::filesystem::path& dir);
 
 // Loads a checkpoint saved by save_checkpoint; the ParamSets must have the config's
 // shapes. A missing directory or checkpoint.json is an InvalidArgument; a corrupt
-// checkpoint.json, a file it names that is missing or corrupt, or a checkpoint of
-// another model is a FormatError naming the file.
+// checkpoint.json (also: over 16 MiB, JSON nested deeper than kMaxJsonDepth, a key given
+// twice), a file it names that is missing or corrupt, or a checkpoint of another model is
+// a FormatError naming the file, in one short line. Reading is linear in the file sizes.
 TrainingState load_checkpoint(const std::filesystem::path& dir, const model::ModelConfig& config,
                               model::ParamSet& params, model::ParamSet& adam_m,
                               model::ParamSet& adam_v);

@@ -40,7 +40,8 @@ struct LoadOptions {
 // (vocab = the model's piece count). A shard ignores sentencepiece_model.
 // Errors name the file, on one line starting with "[data] ":
 //   InvalidArgument — the file (or the sentencepiece model) is missing, empty, a
-//     directory, or the model cannot be loaded;
+//     directory, or the model cannot be loaded; a text file over 16 GiB (it would take
+//     64 GiB as tokens; shards are limited by their int32 token count to 4 GiB);
 //   FormatError — a shard with a truncated header, a version other than 1, a token
 //     count <= 0, a file size other than 1024 + 2 * tokens bytes, or a token >= 50257
 //     (every token id is checked);
