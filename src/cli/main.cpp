@@ -73,8 +73,8 @@ void add_train_command(CLI::App& app, TrainArgs& a) {
   c->add_option("--init", o.init, "Start from these weights: an llm.c checkpoint or safetensors");
   c->add_option("--resume", o.resume,
                 "Continue the run saved in this checkpoint directory, with its options (a "
-                "flag that contradicts them is an error; --steps, --policy, --budget and the "
-                "validation, saving and metrics flags may change)");
+                "flag that contradicts them is an error; --steps, --policy, --budget, --threads "
+                "and the validation, saving and metrics flags may change)");
   c->add_option("--out", o.out_dir,
                 "Checkpoint directory (model.safetensors is written at the end); locked while "
                 "training; a new run needs it empty or absent; default with --resume: the "
