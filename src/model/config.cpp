@@ -87,6 +87,17 @@ std::int64_t ModelConfig::num_parameters() const {
   return total;
 }
 
+std::string ModelConfig::spec() const {
+  return "L=" + std::to_string(n_layer) + ",C=" + std::to_string(n_embd) +
+         ",H=" + std::to_string(n_head) + ",V=" + std::to_string(vocab) +
+         ",T=" + std::to_string(max_seq);
+}
+
+bool ModelConfig::same_shape(const ModelConfig& o) const {
+  return n_layer == o.n_layer && n_embd == o.n_embd && n_head == o.n_head && vocab == o.vocab &&
+         max_seq == o.max_seq;
+}
+
 std::string ModelConfig::describe() const {
   char params[32];
   std::snprintf(params, sizeof params, "%.1fM", static_cast<double>(num_parameters()) / 1e6);

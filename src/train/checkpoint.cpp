@@ -39,28 +39,16 @@ constexpr std::int64_t kStagingElements = 1 << 18;
   throw FormatError("[checkpoint] '" + path.string() + "': " + problem);
 }
 
-// "L=12,C=768,H=12,V=50257,T=1024", the form parse_config reads.
-std::string config_spec(const model::ModelConfig& c) {
-  return "L=" + std::to_string(c.n_layer) + ",C=" + std::to_string(c.n_embd) +
-         ",H=" + std::to_string(c.n_head) + ",V=" + std::to_string(c.vocab) +
-         ",T=" + std::to_string(c.max_seq);
-}
-
 // A config from a file's spec; a custom one is named by its canonical spec, since the
 // file's text may be any length (e.g. "L=1,L=1,...").
 model::ModelConfig config_from_spec(const fs::path& path, const std::string& spec) {
   try {
     model::ModelConfig c = model::parse_config(spec);
-    if (spec.find('=') != std::string::npos) c.name = config_spec(c);
+    if (spec.find('=') != std::string::npos) c.name = c.spec();
     return c;
   } catch (const InvalidArgument& e) {
     format_error(path, "model config '" + excerpt(spec, 80) + "' is invalid: " + e.what());
   }
-}
-
-bool same_shape(const model::ModelConfig& a, const model::ModelConfig& b) {
-  return a.n_layer == b.n_layer && a.n_embd == b.n_embd && a.n_head == b.n_head &&
-         a.vocab == b.vocab && a.max_seq == b.max_seq;
 }
 
 void require_params(const model::ModelConfig& config, const model::ParamSet& params,
@@ -127,7 +115,7 @@ std::string mismatch(const std::string& name, const Shape& found, const Slot& sl
   const std::string found_text =
       found.size() <= 8 ? shape_str(found) : std::to_string(found.size()) + "-dimensional";
   return "tensor '" + excerpt(name) + "' is " + found_text + " but the model needs " +
-         slot.symbolic + " = " + shape_str(slot.shape) + " (model " + config_spec(config) + ")";
+         slot.symbolic + " = " + shape_str(slot.shape) + " (model " + config.spec() + ")";
 }
 
 // ----------------------------------------------------------------------------------
@@ -223,8 +211,8 @@ void load_llmc(const fs::path& path, const model::ModelConfig& config, model::Pa
     format_error(path, "has L=" + std::to_string(fc.n_layer) +
                            " layers but the model has L=" + std::to_string(config.n_layer) +
                            ": tensor 'transformer.h." + std::to_string(l) + ".ln_1.weight' is " +
-                           (fc.n_layer > l ? "extra" : "missing") + " (model " +
-                           config_spec(config) + ")");
+                           (fc.n_layer > l ? "extra" : "missing") + " (model " + config.spec() +
+                           ")");
   }
   if (fc.n_head != config.n_head) {
     format_error(path, "has H=" + std::to_string(fc.n_head) +
@@ -311,9 +299,8 @@ void load_safetensors(const SafetensorsReader& r, const model::ModelConfig& conf
     const int layer = layer_of(t.name);
     if (layer >= config.n_layer) {
       format_error(r.path(), "tensor '" + excerpt(t.name) + "' belongs to layer " +
-                                 std::to_string(layer) +
-                                 " but the model has L=" + std::to_string(config.n_layer) +
-                                 " (model " + config_spec(config) + ")");
+                                 std::to_string(layer) + " but the model has L=" +
+                                 std::to_string(config.n_layer) + " (model " + config.spec() + ")");
     }
   }
   // Check every tensor before anything is overwritten.
@@ -322,8 +309,7 @@ void load_safetensors(const SafetensorsReader& r, const model::ModelConfig& conf
   for (const Slot& s : want) {
     const SafetensorsTensor* t = find_hf(r, s.param->name);
     if (t == nullptr) {
-      format_error(r.path(),
-                   "has no tensor '" + s.param->name + "' (model " + config_spec(config) + ")");
+      format_error(r.path(), "has no tensor '" + s.param->name + "' (model " + config.spec() + ")");
     }
     if (t->shape != s.shape) format_error(r.path(), mismatch(t->name, t->shape, s, config));
     if (t->dtype != "F32") {
@@ -565,7 +551,7 @@ void save_safetensors(const fs::path& path, const model::ModelConfig& config,
                       const model::ParamSet& params) {
   require_params(config, params, "params");
   write_safetensors(path, hf_outputs(config, params),
-                    {{"format", "pt"}, {"adacc.config", config_spec(config)}});
+                    {{"format", "pt"}, {"adacc.config", config.spec()}});
 }
 
 model::ModelConfig read_model_config(const fs::path& path) {
@@ -602,7 +588,7 @@ void save_checkpoint(const fs::path& dir, const model::ModelConfig& config,
   const std::string step = std::to_string(state.step);
   const std::string model_name = "model-" + step + ".safetensors";
   const std::string optim_name = "optim-" + step + ".safetensors";
-  const std::string spec = config_spec(config);
+  const std::string spec = config.spec();
 
   // First finish what a killed save left (its journal), then note the files of the
   // checkpoint this save replaces (none if there is none, or if its checkpoint.json
@@ -715,9 +701,9 @@ TrainingState load_checkpoint(const fs::path& dir, const model::ModelConfig& con
   require_params(config, adam_v, "adam_v");
   const CheckpointJson c = read_checkpoint_json(dir);
   const model::ModelConfig saved = config_from_spec(dir / kStateFile, c.config);
-  if (!same_shape(saved, config)) {
-    format_error(dir / kStateFile, "the checkpoint is of model " + config_spec(saved) +
-                                       " but the model is " + config_spec(config));
+  if (!saved.same_shape(config)) {
+    format_error(dir / kStateFile, "the checkpoint is of model " + saved.spec() +
+                                       " but the model is " + config.spec());
   }
   for (const std::string& name : {c.model, c.optim}) {
     std::error_code ec;
@@ -738,7 +724,7 @@ TrainingState load_checkpoint(const fs::path& dir, const model::ModelConfig& con
     if (t->shape != Shape{n} || t->dtype != "F32") {
       format_error(optim_path, std::string("tensor '") + name + "' is " + t->dtype + " " +
                                    shape_str(t->shape) + " but the model needs F32 " +
-                                   shape_str({n}) + " (model " + config_spec(config) + ")");
+                                   shape_str({n}) + " (model " + config.spec() + ")");
     }
   }
   load_parameters(dir / c.model, config, params);

@@ -124,9 +124,7 @@ std::string shown(const json& v) {
 
 std::string run_options_json(const TrainOptions& o, const model::ModelConfig& config) {
   json j = json::object();
-  j["model"] = "L=" + std::to_string(config.n_layer) + ",C=" + std::to_string(config.n_embd) +
-               ",H=" + std::to_string(config.n_head) + ",V=" + std::to_string(config.vocab) +
-               ",T=" + std::to_string(config.max_seq);
+  j["model"] = config.spec();
   for (const Entry& e : kEntries) j[e.flag] = e.get(o);
   return j.dump();
 }

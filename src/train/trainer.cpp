@@ -133,14 +133,15 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
   // error before any work is done.
   const std::filesystem::path out =
       !o.out_dir.empty() ? o.out_dir : o.resume;  // a resumed run saves where it was
+  std::error_code ec;
+  // Whether the run continues in the directory it resumes from (and saves there).
+  const bool resume_in_place = !o.resume.empty() && std::filesystem::exists(out, ec) &&
+                               std::filesystem::equivalent(out, o.resume, ec);
   std::optional<RunDirectory> run_dir;
   if (!out.empty()) {
-    std::error_code ec;
-    const bool same = !o.resume.empty() && std::filesystem::exists(out, ec) &&
-                      std::filesystem::equivalent(out, o.resume, ec);
-    run_dir.emplace(out, same          ? RunDirectory::Mode::resume
-                         : o.overwrite ? RunDirectory::Mode::overwrite
-                                       : RunDirectory::Mode::fresh);
+    run_dir.emplace(out, resume_in_place ? RunDirectory::Mode::resume
+                         : o.overwrite   ? RunDirectory::Mode::overwrite
+                                         : RunDirectory::Mode::fresh);
   }
 
   // The model, and (on resume) the checkpoint's state, before any data or memory.
@@ -150,9 +151,7 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
     resumed = read_checkpoint_state(o.resume);
     cfg = read_checkpoint_config(o.resume);
     if (!o.model.empty()) {
-      const model::ModelConfig want = model::parse_config(o.model);
-      if (want.n_layer != cfg.n_layer || want.n_embd != cfg.n_embd || want.n_head != cfg.n_head ||
-          want.vocab != cfg.vocab || want.max_seq != cfg.max_seq) {
+      if (!model::parse_config(o.model).same_shape(cfg)) {
         throw InvalidArgument("[train] --model " + o.model + " contradicts the run in " +
                               quoted(o.resume) + ", which is of model " + cfg.describe() +
                               "; leave --model out to continue with the checkpoint's model");
@@ -165,9 +164,7 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
                             std::to_string(o.steps));
     }
     // Finish what a save killed in this directory left (this process holds its lock).
-    if (run_dir && std::filesystem::equivalent(run_dir->path(), o.resume)) {
-      remove_interrupted_writes(run_dir->path());
-    }
+    if (resume_in_place) remove_interrupted_writes(run_dir->path());
   } else if (!o.init.empty() && o.model.empty()) {
     cfg = read_model_config(o.init);
   } else {
@@ -234,7 +231,7 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
     opt.set_steps_taken(state.optimizer_steps);
     loader.set_state(state.loader);
     ctx.rng().set_state(state.rng);
-    if (run_dir && std::filesystem::equivalent(run_dir->path(), o.resume)) {
+    if (resume_in_place) {
       result.out_dir = run_dir->path();
       result.saved_step = start_step;
     }

@@ -24,6 +24,10 @@ struct ModelConfig {
   std::int64_t num_parameters() const;
   // "gpt2 (L12 C768 H12 V50257 Vp50304 T1024, 124.5M parameters)"
   std::string describe() const;
+  // "L=12,C=768,H=12,V=50257,T=1024": the shape in the form parse_config reads.
+  std::string spec() const;
+  // Whether `other` has the same L, C, H, V and maxT (name and attention kind aside).
+  bool same_shape(const ModelConfig& other) const;
 };
 
 // V rounded up to a multiple of 128.
