@@ -208,7 +208,9 @@ TEST_F(RunSafety, SigtermAndSigintStopAtAStepSaveAndExitNonZero) {
     ASSERT_TRUE(
         wait_for([&] { return slurp(metrics).find("\"step\":2") != std::string::npos; }, 60));
     ::kill(pid, sig);
-    EXPECT_EQ(exit_code_of(pid), 128 + sig);
+    // (Seen once under a loaded ctest: exit 134, SIGABRT, not reproduced in 50 runs since;
+    // stderr is printed so that the next occurrence says why.)
+    EXPECT_EQ(exit_code_of(pid), 128 + sig) << slurp(dir_ / "bg.err");
     const std::string out = slurp(dir_ / "bg.out");
     EXPECT_NE(out.find("interrupted"), std::string::npos) << out;
     EXPECT_NE(out.find("resume with: adacc train --resume " + run.string()), std::string::npos)
