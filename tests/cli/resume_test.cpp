@@ -19,6 +19,11 @@ struct ResumeCase {
   int threads;
 };
 
+// What gtest (and so ctest's test name) shows for a case: its name, not its bytes.
+void PrintTo(const ResumeCase& c, std::ostream* os) {
+  *os << c.name;
+}
+
 class CliResume : public AdaccCli, public ::testing::WithParamInterface<ResumeCase> {
  protected:
   void SetUp() override {
