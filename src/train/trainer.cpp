@@ -310,6 +310,7 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
     const auto t0 = Clock::now();
     loader.next(tokens.data<std::int32_t>(), targets.data<std::int32_t>());
     const float loss = exec.forward_backward(tokens, targets);
+    if (cb.on_gradients) cb.on_gradients(step + 1, gpt.grads().flat);
     const double norm = std::sqrt(ops::sum_of_squares(ctx, gpt.grads().flat));
     StepReport r;
     r.step = step + 1;

@@ -1,16 +1,20 @@
 // The training loop: a tiny model overfits a short text; an interrupted and resumed run
-// reproduces the uninterrupted run's losses bit for bit; bad inputs are rejected with
-// one-line errors before anything is written.
+// reproduces the uninterrupted run's losses bit for bit; gradients above --grad-clip are
+// scaled to it (and only those, and none when it is 0); bad inputs are rejected with
+// one-line errors before anything is written. (More on resume: resume_test.cpp.)
 #include "adacc/train/trainer.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <vector>
 
 #include "adacc/core/error.h"
+#include "adacc/model/param_set.h"
+#include "adacc/train/checkpoint.h"
 
 namespace adacc::train {
 namespace {
@@ -125,6 +129,75 @@ TEST_F(TrainerTest, WritesMetricsAsJsonLines) {
   }
   EXPECT_EQ(steps, 5);
   EXPECT_EQ(vals, 1);
+}
+
+// What one training step did to the gradient, seen from outside the loop: the gradient
+// of the backward pass (through TrainCallbacks::on_gradients), the norm the step
+// reported, and the gradient AdamW received, recovered from the first moment saved after
+// the step: m = (1 - beta1) * g when m starts at 0.
+struct FirstStep {
+  std::vector<float> raw;
+  double reported_norm = 0;
+  std::vector<double> applied;
+};
+
+double norm_of(const std::vector<double>& x) {
+  double s = 0;
+  for (double v : x) s += v * v;
+  return std::sqrt(s);
+}
+
+FirstStep first_step(TrainOptions o, const fs::path& out) {
+  FirstStep f;
+  o.out_dir = out;
+  o.stop_after = 1;
+  TrainCallbacks cb;
+  cb.on_gradients = [&](std::int64_t, Tensor& g) {
+    f.raw.assign(g.data<float>(), g.data<float>() + g.numel());
+  };
+  cb.on_step = [&](const StepReport& r) { f.reported_norm = r.grad_norm; };
+  train(o, cb);
+  const model::ModelConfig cfg = read_checkpoint_config(out);
+  Allocator alloc;
+  model::ParamSet p(cfg, alloc, MemCategory::params, "p");
+  model::ParamSet m(cfg, alloc, MemCategory::optimizer, "m");
+  model::ParamSet v(cfg, alloc, MemCategory::optimizer, "v");
+  load_checkpoint(out, cfg, p, m, v);
+  const float* md = m.flat.data<float>();
+  for (std::int64_t i = 0; i < m.flat.numel(); ++i) {
+    f.applied.push_back(md[i] / (1.0 - double{o.beta1}));
+  }
+  return f;
+}
+
+TEST_F(TrainerTest, GradientClippingScalesTheGlobalNormToTheCapOnlyWhenAbove) {
+  TrainOptions o = tiny_options(write_text("data.txt", pangrams(40)));
+  o.beta1 = 0.5f;  // a first moment of the same size as the gradient
+
+  o.grad_clip = 0;  // off: AdamW gets the gradient of the backward pass
+  const FirstStep off = first_step(o, dir_ / "off");
+  std::vector<double> raw(off.raw.begin(), off.raw.end());
+  const double norm = norm_of(raw);
+  ASSERT_GT(norm, 0.1);
+  EXPECT_NEAR(off.reported_norm, norm, 1e-5 * norm);
+  ASSERT_EQ(off.applied.size(), raw.size());
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    ASSERT_NEAR(off.applied[i], raw[i], 1e-6 * std::abs(raw[i]) + 1e-12) << i;
+  }
+
+  // A cap below the norm: the gradient is scaled to the cap, its direction kept.
+  o.grad_clip = static_cast<float>(norm / 4);
+  const FirstStep below = first_step(o, dir_ / "below");
+  EXPECT_EQ(below.raw, off.raw);  // the same step: clipping comes after the backward pass
+  EXPECT_NEAR(norm_of(below.applied), o.grad_clip, 1e-5 * o.grad_clip);
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    ASSERT_NEAR(below.applied[i], raw[i] / 4, 1e-5 * std::abs(raw[i]) + 1e-12) << i;
+  }
+
+  // A cap above the norm: the gradient is untouched (bit for bit: the same moments).
+  o.grad_clip = static_cast<float>(norm * 4);
+  const FirstStep above = first_step(o, dir_ / "above");
+  EXPECT_EQ(above.applied, off.applied);
 }
 
 // Runs training expecting an error of type E whose message contains `needle`, and checks

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "adacc/core/tensor.h"
 #include "adacc/ops/attention.h"
 #include "adacc/train/data.h"
 #include "adacc/train/lr_schedule.h"
@@ -41,6 +42,11 @@ struct TrainCallbacks {
   // When set and true (e.g. from a SIGINT handler), the loop stops after the current
   // step and saves a checkpoint.
   const std::atomic<bool>* interrupt = nullptr;
+  // A test seam, unset by the program: called after each step's backward pass with the
+  // 1-based step number and the flat gradient, before the NaN/inf check and clipping.
+  // It may change the gradient (tests make a chosen step non-finite to exercise the
+  // skipped-update path) or copy it (to check clipping and the update).
+  std::function<void(std::int64_t step, Tensor& grads)> on_gradients;
 };
 
 inline constexpr const char* kDefaultModel = "L=4,C=256,H=4,V=256,T=256";
