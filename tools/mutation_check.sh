@@ -208,8 +208,9 @@ run_child() {  # run_child LOG COMMAND...: COMMAND's output appended to LOG; its
   "$@" >>"$log" 2>&1 </dev/null &
   child=$!
   set +m
-  wait "$child" || rc=$?
+  wait "$child" 2>/dev/null || rc=$?  # (no shell notice of a signal: the log says it)
   child=0
+  [ "$rc" -le 128 ] || echo "(exit status $rc: killed by signal $((rc - 128)))" >>"$log"
   return "$rc"
 }
 
@@ -380,7 +381,7 @@ for k in "${selected[@]}"; do
   fi
   restore
   R_SECONDS[k]=$(($(date +%s) - begin))
-  printf '  %-34s %-44s %4d s\n' "$id" "${R_RESULT[k]}" "${R_SECONDS[k]}"
+  printf '  %-38s %-44s %4d s\n' "$id" "${R_RESULT[k]}" "${R_SECONDS[k]}"
 done
 
 # ---- the report ----
@@ -388,9 +389,9 @@ done
 report=$logs/report.txt
 {
   echo
-  printf '%-34s %-44s %6s  %s\n' mutant result time description
+  printf '%-38s %-44s %6s  %s\n' mutant result time description
   for k in "${selected[@]}"; do
-    printf '%-34s %-44s %4d s  %s\n' "${M_ID[k]}" "${R_RESULT[k]}" "${R_SECONDS[k]}" "${M_ABOUT[k]}"
+    printf '%-38s %-44s %4d s  %s\n' "${M_ID[k]}" "${R_RESULT[k]}" "${R_SECONDS[k]}" "${M_ABOUT[k]}"
   done
   echo
   counted=$((killed + survived))
