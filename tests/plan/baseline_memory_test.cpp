@@ -4,7 +4,9 @@
 // give the keep-everything gradients bit for bit.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cstring>
+#include <string>
 
 #include "adacc/model/gpt2.h"
 #include "adacc/plan/baselines.h"
@@ -68,7 +70,14 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{"L=2,C=32,H=2,V=100,T=64", 2, 48, ops::AttentionKind::flash},
                       Case{"L=2,C=32,H=2,V=100,T=64", 2, 48, ops::AttentionKind::naive},
                       Case{"L=4,C=64,H=4,V=300,T=128", 3, 100, ops::AttentionKind::flash},
-                      Case{"L=4,C=64,H=4,V=300,T=128", 3, 100, ops::AttentionKind::naive}));
+                      Case{"L=4,C=64,H=4,V=300,T=128", 3, 100, ops::AttentionKind::naive}),
+    [](const ::testing::TestParamInfo<Case>& info) {
+      std::string name = std::string(info.param.spec).substr(0, 8) + "_B" +
+                         std::to_string(info.param.B) + "_T" + std::to_string(info.param.T) +
+                         (info.param.attention == ops::AttentionKind::naive ? "_naive" : "_flash");
+      for (char& ch : name) ch = std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+      return name;
+    });
 
 }  // namespace
 }  // namespace adacc::plan
