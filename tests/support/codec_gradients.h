@@ -7,11 +7,11 @@
 // tests/compress/); runtime::measure_codecs measures it on this very step's activations:
 // eps_i = ||decode(encode(x_i)) - x_i|| / ||x_i|| for each compressed tensor x_i (for a
 // codec that stores a derived form, against that form computed exactly). To first order
-// the gradients move by sum_i J_i (x_i' - x_i), so their relative error is at most
+// the gradients move by sum_i J_i (x_i' - x_i), so their relative error is about
 // eps = max_i eps_i times the backward's amplification of a relative perturbation of its
-// saved tensors. For these small GPT-2s that amplification is about 1 (measured 0.3-1.5
-// for every plan of these tests), and errors of different tensors add up incoherently,
-// so the tests require
+// saved tensors. For these small GPT-2s that factor is below 1 (measured 0.29-0.65 for
+// every plan of these tests: every codec, random plans, the compress baselines), so the
+// tests require
 //     eps / kBelow  <=  ||g_plan - g_keep|| / ||g_keep||  <=  kAbove * eps.
 // The upper side fails when a codec is swapped for a lossier one (bf16 -> fp8 is 16x the
 // error, int8 -> int4 17x) or the decoded values are wrong (a skipped decode gives errors
@@ -33,8 +33,8 @@
 
 namespace adacc::test {
 
-inline constexpr double kAbove = 4.0;
-inline constexpr double kBelow = 8.0;
+inline constexpr double kAbove = 2.0;
+inline constexpr double kBelow = 6.0;
 
 // The largest round-trip error (relative L2) of the tensors `plan` compresses, each with
 // its codec, measured on the activations of one keep-all step of `graph` on this batch.
