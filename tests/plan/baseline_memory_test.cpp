@@ -6,6 +6,7 @@
 
 #include <cctype>
 #include <cstring>
+#include <sstream>
 #include <string>
 
 #include "adacc/model/gpt2.h"
@@ -72,11 +73,14 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"L=4,C=64,H=4,V=300,T=128", 3, 100, ops::AttentionKind::flash},
                       Case{"L=4,C=64,H=4,V=300,T=128", 3, 100, ops::AttentionKind::naive}),
     [](const ::testing::TestParamInfo<Case>& info) {
-      std::string name = std::string(info.param.spec).substr(0, 8) + "_B" +
-                         std::to_string(info.param.B) + "_T" + std::to_string(info.param.T) +
-                         (info.param.attention == ops::AttentionKind::naive ? "_naive" : "_flash");
-      for (char& ch : name) ch = std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
-      return name;
+      std::ostringstream name;  // e.g. L2_C32_H2_V100_T64_B2_T48_flash
+      for (const char* p = info.param.spec; *p != '\0'; ++p) {
+        if (std::isalnum(static_cast<unsigned char>(*p))) name << *p;
+        if (*p == ',') name << '_';
+      }
+      name << "_B" << info.param.B << "_T" << info.param.T
+           << (info.param.attention == ops::AttentionKind::naive ? "_naive" : "_flash");
+      return name.str();
     });
 
 }  // namespace
