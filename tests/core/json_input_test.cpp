@@ -11,6 +11,7 @@
 
 #include "adacc/core/error.h"
 #include "adacc/core/excerpt.h"
+#include "support/expect_error.h"
 
 namespace adacc {
 namespace {
@@ -20,13 +21,10 @@ std::string nested(int depth, const std::string& inner = "1") {
          std::string(static_cast<std::size_t>(depth), ']');
 }
 
+// The message parse_json_input throws for `text`: one line.
 std::string error_of(std::string_view text, std::size_t max_bytes = 1 << 30) {
-  try {
-    parse_json_input(text, max_bytes, "the limit of the test");
-  } catch (const FormatError& e) {
-    return e.what();
-  }
-  return "(no error)";
+  return test::error_of<FormatError>(
+      [&] { parse_json_input(text, max_bytes, "the limit of the test"); });
 }
 
 TEST(JsonInput, ParsesDocumentsInTheFilesOrder) {

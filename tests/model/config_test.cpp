@@ -9,20 +9,14 @@
 #include <string>
 
 #include "adacc/core/error.h"
+#include "support/expect_error.h"
 
 namespace adacc::model {
 namespace {
 
+// The message parse_config throws for `spec`: one line of at most 300 characters.
 std::string error_of(const std::string& spec) {
-  try {
-    parse_config(spec);
-  } catch (const InvalidArgument& e) {
-    const std::string msg = e.what();
-    EXPECT_LT(msg.size(), 300u) << msg;
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-    return msg;
-  }
-  return "(no error)";
+  return test::error_of<InvalidArgument>([&] { parse_config(spec); }, 300);
 }
 
 TEST(ModelConfig, ParsesNamedAndCustomSpecs) {

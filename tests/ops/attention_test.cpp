@@ -188,16 +188,7 @@ TEST(AttentionReference, ZeroQueriesAverageThePrefix) {
   }
 }
 
-// Expects an InvalidArgument whose message names the op.
-template <class F>
-void expect_invalid(F&& f, const std::string& op) {
-  try {
-    f();
-    ADD_FAILURE() << op << " did not throw";
-  } catch (const InvalidArgument& e) {
-    EXPECT_NE(std::string(e.what()).find("[" + op + "]"), std::string::npos) << e.what();
-  }
-}
+using test::expect_invalid;
 
 TEST(Attention, RejectsWrongShapes) {
   Allocator alloc;

@@ -1,4 +1,5 @@
-// LayerNorm: the fp32 kernel against the float64 reference, the reference's backward
+// LayerNorm: the fp32 kernel against the float64 reference (and its forward alone under a
+// large offset, where a one-pass variance loses every digit), the reference's backward
 // against finite differences, accumulation, workspace accounting, errors.
 #include "adacc/ops/layernorm.h"
 
@@ -93,6 +94,41 @@ TEST(LayerNorm, MatchesReferenceOnEdgeAndRealisticShapes) {
   check_against_reference({3, 37, 768}, 3, 4);  // GPT-2 C, uneven rows per thread
   check_against_reference({5, 3}, 1, 5);        // tiny C, one thread
   check_against_reference({17, 33}, 4, 6);      // more threads than work per thread
+}
+
+// The forward alone on rows with a large common offset (mean 1e4, unit spread): the
+// variance must be taken around the mean (two passes), not as E[x^2] - E[x]^2, which in
+// fp32 cancels ~1e8 against ~1e8 with an ulp of 8 and leaves nothing of a variance of 1.
+// The kernel's own error here is set by the float rounding of the inputs' mean: values
+// near 1e4 have an ulp of 2^-10 ~ 1e-3, against outputs of unit size; so the output is
+// held to 1e-2 (ten such ulps), the mean to 1e-6 of itself and rstd (a variance of 1
+// that a shifted mean changes by its square, ~1e-6) to 1e-4.
+TEST(LayerNorm, ForwardTakesTheVarianceAroundTheMeanUnderALargeOffset) {
+  Allocator alloc;
+  Context ctx(alloc, 2);
+  Rng rng(17);
+  for (const int C : {13, 64, 768}) {
+    SCOPED_TRACE("C=" + std::to_string(C));
+    const int N = 20;
+    Vec inp = test::normal_vec(rng, std::size_t(N) * C, 1.0);
+    for (auto& x : inp) x += 1e4;
+    inp = test::round_to_float(inp);
+    const Vec w = test::round_to_float(test::random_vec(rng, C, 0.5, 1.5));
+    const Vec b = test::round_to_float(test::random_vec(rng, C));
+    Tensor t_inp = test::to_tensor(alloc, inp, {N, C}, "inp");
+    Tensor t_w = test::to_tensor(alloc, w, {C}, "w");
+    Tensor t_b = test::to_tensor(alloc, b, {C}, "b");
+    Tensor t_out = Tensor::empty(alloc, {N, C}, DType::f32, MemCategory::activations, "out");
+    Tensor t_mean = Tensor::empty(alloc, {N}, DType::f32, MemCategory::activations, "mean");
+    Tensor t_rstd = Tensor::empty(alloc, {N}, DType::f32, MemCategory::activations, "rstd");
+    ops::layernorm_forward(ctx, t_inp, t_w, t_b, t_out, t_mean, t_rstd);
+
+    Vec out, mean, rstd;
+    ref::layernorm_forward(inp, w, b, N, C, out, mean, rstd);
+    EXPECT_LT(test::rel_error(test::to_vec(t_out), out), 1e-2);
+    EXPECT_LT(test::rel_error(test::to_vec(t_mean), mean), 1e-6);
+    EXPECT_LT(test::rel_error(test::to_vec(t_rstd), rstd), 1e-4);
+  }
 }
 
 TEST(LayerNormReference, BackwardMatchesFiniteDifferences) {

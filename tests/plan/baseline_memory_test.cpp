@@ -4,7 +4,10 @@
 // give the keep-everything gradients bit for bit.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cstring>
+#include <sstream>
+#include <string>
 
 #include "adacc/model/gpt2.h"
 #include "adacc/plan/baselines.h"
@@ -68,7 +71,17 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{"L=2,C=32,H=2,V=100,T=64", 2, 48, ops::AttentionKind::flash},
                       Case{"L=2,C=32,H=2,V=100,T=64", 2, 48, ops::AttentionKind::naive},
                       Case{"L=4,C=64,H=4,V=300,T=128", 3, 100, ops::AttentionKind::flash},
-                      Case{"L=4,C=64,H=4,V=300,T=128", 3, 100, ops::AttentionKind::naive}));
+                      Case{"L=4,C=64,H=4,V=300,T=128", 3, 100, ops::AttentionKind::naive}),
+    [](const ::testing::TestParamInfo<Case>& info) {
+      std::ostringstream name;  // e.g. L2_C32_H2_V100_T64_B2_T48_flash
+      for (const char* p = info.param.spec; *p != '\0'; ++p) {
+        if (std::isalnum(static_cast<unsigned char>(*p))) name << *p;
+        if (*p == ',') name << '_';
+      }
+      name << "_B" << info.param.B << "_T" << info.param.T
+           << (info.param.attention == ops::AttentionKind::naive ? "_naive" : "_flash");
+      return name.str();
+    });
 
 }  // namespace
 }  // namespace adacc::plan

@@ -10,6 +10,7 @@
 
 #include "adacc/core/error.h"
 #include "adacc/model/gpt2.h"
+#include "support/small_graph.h"
 
 namespace adacc::plan {
 namespace {
@@ -20,20 +21,10 @@ using runtime::Plan;
 using runtime::Policy;
 using Names = std::set<std::string>;
 
-class BaselinesTest : public ::testing::TestWithParam<ops::AttentionKind> {
+class BaselinesTest : public test::SmallGraph {
  protected:
-  static constexpr int kLayers = 3;
-  BaselinesTest() : model_(config(), alloc_), graph_(model_.build_graph(2, 8)) {}
-  static model::ModelConfig config() {
-    model::ModelConfig c = model::parse_config("L=3,C=16,H=2,V=50,T=16");
-    c.attention = GetParam();
-    return c;
-  }
   std::string h(int l, const std::string& suffix) const {
     return "h" + std::to_string(l) + "." + suffix;
-  }
-  std::string stats() const {
-    return GetParam() == ops::AttentionKind::naive ? "attn.probs" : "attn.lse";
   }
   // What the backward of block l saves, besides its input.
   Names block_saved(int l) const {
@@ -78,10 +69,6 @@ class BaselinesTest : public ::testing::TestWithParam<ops::AttentionKind> {
     }
     EXPECT_NO_THROW(runtime::validate(graph_, plan)) << plan.planner;
   }
-
-  Allocator alloc_;
-  model::Gpt2 model_;
-  model::StepGraph graph_;
 };
 
 TEST_P(BaselinesTest, TheTestKnowsWhatIsSaved) {
@@ -159,11 +146,7 @@ TEST_P(BaselinesTest, DispatchByName) {
             Policy::keep);
 }
 
-INSTANTIATE_TEST_SUITE_P(Attention, BaselinesTest,
-                         ::testing::Values(ops::AttentionKind::naive, ops::AttentionKind::flash),
-                         [](const auto& info) {
-                           return info.param == ops::AttentionKind::naive ? "naive" : "flash";
-                         });
+INSTANTIATE_TEST_SUITE_P(Attention, BaselinesTest, test::kAttentionForms, test::attention_name);
 
 TEST(Baselines, UnknownNamesListTheKnownOnes) {
   Allocator alloc;

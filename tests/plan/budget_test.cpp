@@ -8,20 +8,14 @@
 #include "adacc/core/byte_size.h"
 #include "adacc/core/error.h"
 #include "adacc/plan/policy.h"
+#include "support/expect_error.h"
 
 namespace adacc::plan {
 namespace {
 
+// The message parse_budget throws for `text`: one line of at most 300 characters.
 std::string error_of(const std::string& text) {
-  try {
-    parse_budget(text);
-  } catch (const InvalidArgument& e) {
-    const std::string msg = e.what();
-    EXPECT_LT(msg.size(), 300u) << msg;
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-    return msg;
-  }
-  return "(no error)";
+  return test::error_of<InvalidArgument>([&] { parse_budget(text); }, 300);
 }
 
 TEST(Budget, ReadsBytesAndPercentages) {

@@ -7,8 +7,6 @@
 
 #include "reference/test_util.h"
 
-#include <unistd.h>
-
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +18,8 @@
 #include "adacc/core/error.h"
 #include "adacc/model/gpt2.h"
 #include "adacc/plan/baselines.h"
+#include "support/small_graph.h"
+#include "support/temp_dir.h"
 
 namespace adacc::plan {
 namespace {
@@ -41,25 +41,7 @@ void expect_same_plan(const Plan& a, const Plan& b) {
 
 const char* const kBaselines[] = {"none", "full", "selective", "llmc", "every-2", "every-3"};
 
-class PlanIoTest : public ::testing::TestWithParam<ops::AttentionKind> {
- protected:
-  PlanIoTest() : model_(config(), alloc_), graph_(model_.build_graph(2, 8)) {}
-  static model::ModelConfig config() {
-    model::ModelConfig c = model::parse_config("L=3,C=16,H=2,V=50,T=16");
-    c.attention = GetParam();
-    return c;
-  }
-  Decision& at(Plan& plan, const std::string& name) const {
-    return plan.decisions.at(static_cast<std::size_t>(graph_.find(name)));
-  }
-  const Decision& at(const Plan& plan, const std::string& name) const {
-    return plan.decisions.at(static_cast<std::size_t>(graph_.find(name)));
-  }
-
-  Allocator alloc_;
-  model::Gpt2 model_;
-  model::StepGraph graph_;
-};
+class PlanIoTest : public test::SmallGraph {};
 
 TEST_P(PlanIoTest, EveryBaselineRoundTrips) {
   for (const char* name : kBaselines) {
@@ -166,11 +148,7 @@ TEST_P(PlanIoTest, ReadingErrorsNameTheEntry) {
 }
 
 TEST_P(PlanIoTest, Files) {
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() /
-      ("adacc_plan_io_test_" + std::to_string(static_cast<int>(GetParam())));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  const test::TempDir dir("plan_io_test");
   const std::string path = (dir / "plan.json").string();
 
   Plan plan = every_k_plan(graph_, 2);
@@ -191,7 +169,6 @@ TEST_P(PlanIoTest, Files) {
   std::ofstream(bad) << R"({"tensors": {"h0.fc.out": "drop"}})";
   expect_error<InvalidArgument>([&] { load_plan_file(graph_, bad); },
                                 {"'" + bad + "'", "'h0.fc.out'", "\"drop\""});
-  std::filesystem::remove_all(dir);
 }
 
 TEST_P(PlanIoTest, TableShowsLayerZeroAndTotals) {
@@ -252,15 +229,7 @@ TEST_P(PlanIoTest, TableShowsCodecsAndCompressedBytes) {
 // Hostile plan files: one short line for 100,000 levels of nesting (a stack overflow
 // before), linear time for 100,000 keys (28 s before), refusal of oversized texts.
 std::string reading_error(const model::StepGraph& graph, const std::string& text) {
-  try {
-    from_json(graph, text);
-  } catch (const InvalidArgument& e) {
-    const std::string msg = e.what();
-    EXPECT_LT(msg.size(), 300u) << msg.substr(0, 400);
-    EXPECT_EQ(msg.find('\n'), std::string::npos);
-    return msg;
-  }
-  return "(no error)";
+  return test::error_of<InvalidArgument>([&] { from_json(graph, text); }, 300);
 }
 
 TEST_P(PlanIoTest, DeeplyNestedPlansAreRefusedInOneShortLine) {
@@ -316,8 +285,8 @@ TEST_P(PlanIoTest, OversizedPlansAndDuplicateEntriesAreRefused) {
 }
 
 TEST_P(PlanIoTest, OversizedPlanFilesAreRefusedUnread) {
-  const std::filesystem::path path = std::filesystem::temp_directory_path() /
-                                     ("adacc_plan_io_big_" + std::to_string(::getpid()) + ".json");
+  const test::TempDir dir("plan_io_test");
+  const std::filesystem::path path = dir / "big.json";
   {
     std::ofstream out(path, std::ios::binary);
     out << "{}";
@@ -325,14 +294,9 @@ TEST_P(PlanIoTest, OversizedPlanFilesAreRefusedUnread) {
   std::filesystem::resize_file(path, kMaxPlanFileBytes + 1);  // sparse: no 64 MiB written
   expect_error<InvalidArgument>([&] { load_plan_file(graph_, path.string()); },
                                 {path.string(), "67108865 bytes", "limited to 64 MiB"});
-  std::filesystem::remove(path);
 }
 
-INSTANTIATE_TEST_SUITE_P(Attention, PlanIoTest,
-                         ::testing::Values(ops::AttentionKind::naive, ops::AttentionKind::flash),
-                         [](const auto& info) {
-                           return info.param == ops::AttentionKind::naive ? "naive" : "flash";
-                         });
+INSTANTIATE_TEST_SUITE_P(Attention, PlanIoTest, test::kAttentionForms, test::attention_name);
 
 }  // namespace
 }  // namespace adacc::plan

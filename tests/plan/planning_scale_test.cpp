@@ -16,6 +16,7 @@
 #include "adacc/runtime/memory_model.h"
 #include "adacc/runtime/step_executor.h"
 #include "reference/test_util.h"
+#include "support/random_batch.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
 #define ADACC_TEST_SANITIZED 1
@@ -145,11 +146,7 @@ TEST(PlanningScale, PredictionsAtManyBlocksMatchTheExecutor) {
   Rng rng(3);
   gpt.init_weights(rng);
   const int B = 2, T = 4;
-  std::vector<int> tok;
-  for (int i = 0; i < B * T; ++i) {
-    tok.push_back(static_cast<int>(rng.next_u64() % static_cast<std::uint64_t>(cfg.vocab)));
-  }
-  Tensor tokens = test::to_int_tensor(alloc, tok, {B, T});
+  Tensor tokens = test::random_batch(alloc, rng, B, T, cfg.vocab).tokens;
   const model::StepGraph graph = gpt.build_graph(B, T);
   test::Vec reference;
   const std::vector<std::string> policies = {"none",

@@ -1,5 +1,6 @@
 // Helpers shared by the tests: random data, copies between Tensors and float64
-// vectors, error measures, and central finite differences.
+// vectors, error measures, and central finite differences (and, through
+// support/expect_error.h, the checks on thrown errors).
 #pragma once
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include "adacc/core/error.h"
 #include "adacc/core/rng.h"
 #include "adacc/core/tensor.h"
+#include "support/expect_error.h"
 
 namespace adacc::test {
 
@@ -49,19 +51,6 @@ inline Tensor to_int_tensor(Allocator& alloc, const std::vector<int>& v, Shape s
   Tensor t = Tensor::empty(alloc, std::move(shape), DType::int32, MemCategory::activations, name);
   std::copy(v.begin(), v.end(), t.data<std::int32_t>());
   return t;
-}
-
-// A random batch: tokens and targets (B,T) in [0, vocab), drawn alternately from rng.
-struct TokenBatch {
-  Tensor tokens, targets;
-};
-inline TokenBatch random_batch(Allocator& alloc, Rng& rng, int B, int T, int vocab) {
-  std::vector<int> tok, tgt;
-  for (int i = 0; i < B * T; ++i) {
-    tok.push_back(static_cast<int>(rng.next_u64() % static_cast<std::uint64_t>(vocab)));
-    tgt.push_back(static_cast<int>(rng.next_u64() % static_cast<std::uint64_t>(vocab)));
-  }
-  return {to_int_tensor(alloc, tok, {B, T}), to_int_tensor(alloc, tgt, {B, T}, "targets")};
 }
 
 inline Vec to_vec(const Tensor& t) {
@@ -109,34 +98,6 @@ inline double dot(const Vec& w, const Vec& y) {
   double s = 0;
   for (std::size_t i = 0; i < w.size(); ++i) s += w[i] * y[i];
   return s;
-}
-
-// Runs f expecting InvalidArgument whose message names the op ("[op]") and contains
-// `part`.
-template <class F>
-void expect_invalid(F&& f, const std::string& op, const std::string& part) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception, expected one containing '" << part << "'";
-  } catch (const InvalidArgument& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find("[" + op + "]"), std::string::npos) << msg;
-    EXPECT_NE(msg.find(part), std::string::npos) << msg;
-  }
-}
-
-// Runs fn expecting an exception of type E whose message contains every one of `parts`.
-template <class E>
-void expect_error(const std::function<void()>& fn, std::initializer_list<std::string> parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no exception";
-  } catch (const E& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << msg;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
 }
 
 }  // namespace adacc::test

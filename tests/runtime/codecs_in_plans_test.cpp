@@ -1,18 +1,18 @@
-// Codecs inside a training step: a plan that compresses every saved, recomputable
-// activation of the roles int8-g64 (or int4-g64) applies to gives a loss and gradients
-// close to keeping everything; the GELU-derivative codecs give the GELU backward its
-// derivative (gradients close to keep-all, far from what decoding the derivative as the
-// input would give), and plans that would read a stored derivative as the tensor itself
-// are refused.
+// Codecs inside a training step: for every codec, a plan that compresses every saved,
+// recomputable activation of the roles it applies to leaves the forward loss exactly
+// keep-all's (the forward never reads a compressed tensor back) and moves the parameter
+// gradients within the bound of support/codec_gradients.h of the codec's round-trip error
+// on those activations; the GELU-derivative codecs give the GELU backward its derivative
+// (the same bound, against the exact derivative), and plans that would read a stored
+// derivative as the tensor itself are refused.
 #include <gtest/gtest.h>
-
-#include <tuple>
 
 #include "adacc/compress/codec.h"
 #include "adacc/core/error.h"
 #include "adacc/runtime/step_executor.h"
 #include "reference/test_util.h"
 #include "small_gpt2_fixture.h"
+#include "support/codec_gradients.h"
 
 namespace adacc::runtime {
 namespace {
@@ -35,50 +35,61 @@ class CodecsInPlans : public test::SmallGpt2 {
   std::size_t at(const std::string& name) const {
     return static_cast<std::size_t>(graph_.find(name));
   }
+  double largest_round_trip_error(const Plan& plan) {
+    return test::largest_round_trip_error(graph_, gpt_.params(), ctx_, tokens_, targets_, plan);
+  }
 };
 
-TEST_F(CodecsInPlans, CompressingEverySavedActivationStaysClose) {
-  const model::StepGraph& graph = graph_;
-  const Result ref = step(keep_all_plan(graph));
-  for (const auto& [codec, loss_tol, grad_tol] :
-       {std::tuple{"int8-g64", 2e-3, 1e-2}, std::tuple{"int4-g64", 2e-2, 0.15}}) {
-    Plan plan = keep_all_plan(graph);
+TEST_F(CodecsInPlans, EveryCodecLeavesTheForwardLossAndBoundsTheGradientError) {
+  const Result keep = step(keep_all_plan(graph_));
+  int codecs = 0;
+  for (const std::string& codec : compress::codec_names()) {
+    Plan plan = keep_all_plan(graph_);
+    plan.planner = "all-" + codec;
     int compressed = 0;
-    for (std::size_t id = 0; id < graph.tensors().size(); ++id) {
+    for (std::size_t id = 0; id < graph_.tensors().size(); ++id) {
       const auto tid = static_cast<model::TensorId>(id);
-      if (!is_saved(graph, tid) || !is_recomputable(graph, tid) ||
-          !compress::codec_by_name(codec).applies_to(graph.tensor(tid).role)) {
+      if (!is_saved(graph_, tid) || !is_recomputable(graph_, tid) ||
+          !compress::codec_by_name(codec).applies_to(graph_.tensor(tid).role)) {
         continue;
       }
       plan.decisions[id] = {Policy::compress, codec};
       ++compressed;
     }
-    ASSERT_GT(compressed, 10);
+    if (compressed == 0) {
+      EXPECT_EQ(codec, "softmax-u8");  // flash attention keeps no probabilities
+      continue;
+    }
+    ++codecs;
+    const double eps = largest_round_trip_error(plan);
     const Result got = step(plan);
-    EXPECT_NEAR(got.loss, ref.loss, loss_tol * ref.loss) << codec;
-    const double err = test::rel_error(got.grads, ref.grads);
-    EXPECT_LT(err, grad_tol) << codec;
-    EXPECT_GT(err, 0.0) << codec << ": compression should change the gradients a little";
+    EXPECT_EQ(got.loss, keep.loss) << codec << ": forward loss is untouched by the plan";
+    test::expect_gradients_within_codec_error(got.grads, keep.grads, eps, codec);
   }
+  EXPECT_EQ(codecs, static_cast<int>(compress::codec_names().size()) - 1);
 }
 
 TEST_F(CodecsInPlans, GeluDerivativeFeedsTheGeluBackward) {
-  const Result ref = step(keep_all_plan(graph_));
+  const Result keep = step(keep_all_plan(graph_));
   Plan plan = keep_all_plan(graph_);
   for (const char* name : {"h0.fc.out", "h1.fc.out"}) {
     plan.decisions[at(name)] = {Policy::compress, "gelu-deriv-u8"};
   }
-  const Result u8 = step(plan);
-  EXPECT_EQ(u8.loss, ref.loss);  // the forward never reads the stored form
-  const double err_u8 = test::rel_error(u8.grads, ref.grads);
-  EXPECT_GT(err_u8, 0.0);
-  EXPECT_LT(err_u8, 5e-3);
-  for (auto& d : plan.decisions) {
-    if (d.policy == Policy::compress) d.codec = "gelu-deriv-u4";
+  double previous = 0;
+  for (const char* codec : {"gelu-deriv-u8", "gelu-deriv-u4"}) {
+    for (auto& d : plan.decisions) {
+      if (d.policy == Policy::compress) d.codec = codec;
+    }
+    // The bound's error is measured against the exact derivative: decoding the stored
+    // derivative as the GELU input instead gives gradient errors of order 1.
+    const double eps = largest_round_trip_error(plan);
+    const Result got = step(plan);
+    EXPECT_EQ(got.loss, keep.loss) << codec << ": forward loss is untouched by the plan";
+    test::expect_gradients_within_codec_error(got.grads, keep.grads, eps, codec);
+    const double err = test::rel_error(got.grads, keep.grads);
+    EXPECT_GT(err, previous) << codec << ": 4 bits should move the gradients more than 8";
+    previous = err;
   }
-  const double err_u4 = test::rel_error(step(plan).grads, ref.grads);
-  EXPECT_GT(err_u4, err_u8);
-  EXPECT_LT(err_u4, 0.1);
 }
 
 TEST_F(CodecsInPlans, StoredDerivativesAreNeverReadAsTheTensor) {

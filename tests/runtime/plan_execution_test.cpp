@@ -1,16 +1,19 @@
 // Execution under plans: any plan that only keeps and recomputes gives losses and
 // gradients bit-identical to keeping everything (both attention forms, random plans);
-// compressed plans run; and the memory model predicts the allocator's measured peak.
+// random plans that also compress leave the forward loss exactly keep-all's and move the
+// gradients within the bound of the codec's round-trip error; and the memory model
+// predicts the allocator's measured peak.
 #include <gtest/gtest.h>
-
-#include "adacc/compress/codec.h"
 
 #include <cstring>
 
+#include "adacc/compress/codec.h"
 #include "adacc/model/gpt2.h"
 #include "adacc/runtime/memory_model.h"
 #include "adacc/runtime/step_executor.h"
 #include "reference/test_util.h"
+#include "support/codec_gradients.h"
+#include "support/random_batch.h"
 
 namespace adacc::runtime {
 namespace {
@@ -26,15 +29,9 @@ struct StepSetup {
       : gpt(config(spec, kind), alloc), graph(gpt.build_graph(B, T)) {
     Rng rng(7);
     gpt.init_weights(rng);
-    std::vector<int> tok, tgt;
-    for (int i = 0; i < B * T; ++i) {
-      tok.push_back(
-          static_cast<int>(rng.next_u64() % static_cast<std::uint64_t>(gpt.config().vocab)));
-      tgt.push_back(
-          static_cast<int>(rng.next_u64() % static_cast<std::uint64_t>(gpt.config().vocab)));
-    }
-    tokens = test::to_int_tensor(alloc, tok, {B, T});
-    targets = test::to_int_tensor(alloc, tgt, {B, T}, "targets");
+    test::TokenBatch batch = test::random_batch(alloc, rng, B, T, gpt.config().vocab);
+    tokens = std::move(batch.tokens);
+    targets = std::move(batch.targets);
   }
   static model::ModelConfig config(const std::string& spec, ops::AttentionKind kind) {
     model::ModelConfig c = model::parse_config(spec);
@@ -100,14 +97,25 @@ TEST(PlanExecution, KeepAndRecomputeAreBitIdenticalNaive) {
   expect_bit_identical_to_keep_all(ops::AttentionKind::naive);
 }
 
-TEST(PlanExecution, CompressedPlansStayClose) {
-  StepSetup s("L=2,C=32,H=4,V=64,T=32", ops::AttentionKind::flash, 2, 16);
-  const float loss_ref = s.step(keep_all_plan(s.graph));
-  const test::Vec grads_ref = test::to_vec(s.gpt.grads().flat);
-  Rng rng(5);
-  const Plan plan = random_plan(s.graph, rng, "bf16");
-  EXPECT_NEAR(s.step(plan), loss_ref, 1e-3 * loss_ref);
-  EXPECT_LT(test::rel_error(test::to_vec(s.gpt.grads().flat), grads_ref), 2e-2);
+// Random plans that keep, recompute and compress (each codec in turn): the forward never
+// reads a compressed tensor, so the loss is keep-all's exactly; the gradients move within
+// the bound of support/codec_gradients.h of the codec's round-trip error on the tensors
+// the plan compresses.
+TEST(PlanExecution, CompressingPlansLeaveTheForwardLossAndBoundTheGradientError) {
+  for (auto kind : {ops::AttentionKind::flash, ops::AttentionKind::naive}) {
+    StepSetup s("L=2,C=32,H=4,V=64,T=32", kind, 2, 16);
+    const float loss_keep = s.step(keep_all_plan(s.graph));
+    const test::Vec grads_keep = test::to_vec(s.gpt.grads().flat);
+    Rng rng(5);
+    for (const char* codec : {"bf16", "fp8-e4m3", "int8-g64", "int4-g64"}) {
+      const Plan plan = random_plan(s.graph, rng, codec);
+      const double eps =
+          test::largest_round_trip_error(s.graph, s.gpt.params(), s.ctx, s.tokens, s.targets, plan);
+      EXPECT_EQ(s.step(plan), loss_keep) << codec << ": forward loss is untouched by the plan";
+      test::expect_gradients_within_codec_error(test::to_vec(s.gpt.grads().flat), grads_keep, eps,
+                                                codec);
+    }
+  }
 }
 
 // Predicted and measured peaks of one step, on top of what the setup holds.
@@ -118,9 +126,6 @@ void expect_prediction_matches(StepSetup& s, const Plan& plan) {
   exec.forward_backward(s.tokens, s.targets);
   const MemStats after = s.alloc.stats();
   const MemoryPrediction p = predict_step_memory(s.graph, plan, s.ctx.threads(), before.current);
-  EXPECT_NEAR(static_cast<double>(p.total_peak), static_cast<double>(after.total_peak),
-              0.02 * static_cast<double>(after.total_peak - p.fixed))
-      << plan.planner << ": predicted peak at " << p.where;
   for (int c = 0; c < kMemCategories; ++c) {
     EXPECT_EQ(p.peak[c], after.peak[c]) << plan.planner << " category " << c;
   }

@@ -12,6 +12,7 @@
 
 #include "adacc/core/error.h"
 #include "adacc/model/gpt2.h"
+#include "support/small_graph.h"
 
 namespace adacc::runtime {
 namespace {
@@ -22,25 +23,7 @@ using model::TensorKind;
 
 using test::expect_error;
 
-class PlanTest : public ::testing::TestWithParam<ops::AttentionKind> {
- protected:
-  PlanTest() : model_(config(), alloc_), graph_(model_.build_graph(2, 8)) {}
-  static model::ModelConfig config() {
-    model::ModelConfig c = model::parse_config("L=3,C=16,H=2,V=50,T=16");
-    c.attention = GetParam();
-    return c;
-  }
-  std::string stats() const {
-    return GetParam() == ops::AttentionKind::naive ? "attn.probs" : "attn.lse";
-  }
-  Decision& at(Plan& plan, const std::string& name) {
-    return plan.decisions.at(static_cast<std::size_t>(graph_.find(name)));
-  }
-
-  Allocator alloc_;
-  model::Gpt2 model_;
-  StepGraph graph_;
-};
+class PlanTest : public test::SmallGraph {};
 
 TEST(Policy, Names) {
   EXPECT_EQ(policy_name(Policy::keep), "keep");
@@ -155,11 +138,7 @@ TEST_P(PlanTest, RecomputeChainsFromKeptTensors) {
   EXPECT_NO_THROW(validate(graph_, all));
 }
 
-INSTANTIATE_TEST_SUITE_P(Attention, PlanTest,
-                         ::testing::Values(ops::AttentionKind::naive, ops::AttentionKind::flash),
-                         [](const auto& info) {
-                           return info.param == ops::AttentionKind::naive ? "naive" : "flash";
-                         });
+INSTANTIATE_TEST_SUITE_P(Attention, PlanTest, test::kAttentionForms, test::attention_name);
 
 // A hand-made graph for what GPT-2 cannot show: an op that cannot be re-run feeding a
 // recomputed tensor, and a cycle.

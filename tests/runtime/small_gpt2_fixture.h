@@ -8,6 +8,7 @@
 
 #include "adacc/model/gpt2.h"
 #include "reference/test_util.h"
+#include "support/random_batch.h"
 
 namespace adacc::test {
 

@@ -7,24 +7,12 @@
 
 #include "adacc/model/gpt2.h"
 #include "model/gpt2_reference.h"
+#include "support/random_batch.h"
 
 namespace adacc {
 namespace {
 
 using test::Vec;
-
-struct Batch {
-  std::vector<int> tokens, targets;
-};
-
-Batch random_batch(Rng& rng, int B, int T, int V) {
-  Batch b;
-  for (int i = 0; i < B * T; ++i) {
-    b.tokens.push_back(static_cast<int>(rng.next_u64() % static_cast<std::uint64_t>(V)));
-    b.targets.push_back(static_cast<int>(rng.next_u64() % static_cast<std::uint64_t>(V)));
-  }
-  return b;
-}
 
 void check_against_float64(ops::AttentionKind attention, int B, int T) {
   Allocator alloc;
@@ -38,7 +26,7 @@ void check_against_float64(ops::AttentionKind attention, int B, int T) {
   float* w = gpt.params().flat.data<float>();
   for (std::int64_t i = 0; i < gpt.params().flat.numel(); ++i) w[i] += 0.1f * rng.normal();
 
-  const Batch batch = random_batch(rng, B, T, cfg.vocab);
+  const test::TokenIds batch = test::random_token_ids(rng, B, T, cfg.vocab);
   Tensor tokens = test::to_int_tensor(alloc, batch.tokens, {B, T});
   Tensor targets = test::to_int_tensor(alloc, batch.targets, {B, T}, "targets");
   const model::StepGraph graph = gpt.build_graph(B, T);
@@ -100,7 +88,7 @@ TEST(StepExecutor, EvalLossEqualsTrainLossAndAttentionFormsAgree) {
     model::Gpt2 gpt(cfg, alloc);
     Rng rng(9);
     gpt.init_weights(rng);
-    const Batch batch = random_batch(rng, 3, 50, cfg.vocab);
+    const test::TokenIds batch = test::random_token_ids(rng, 3, 50, cfg.vocab);
     Tensor tokens = test::to_int_tensor(alloc, batch.tokens, {3, 50});
     Tensor targets = test::to_int_tensor(alloc, batch.targets, {3, 50}, "targets");
     const model::StepGraph graph = gpt.build_graph(3, 50);
@@ -121,7 +109,7 @@ TEST(StepExecutor, FeaturesAreTheLossInput) {
   model::Gpt2 gpt(cfg, alloc);
   Rng rng(3);
   gpt.init_weights(rng);
-  const Batch batch = random_batch(rng, 2, 9, cfg.vocab);
+  const test::TokenIds batch = test::random_token_ids(rng, 2, 9, cfg.vocab);
   Tensor tokens = test::to_int_tensor(alloc, batch.tokens, {2, 9});
   Tensor targets = test::to_int_tensor(alloc, batch.targets, {2, 9}, "targets");
   const model::StepGraph graph = gpt.build_graph(2, 9);

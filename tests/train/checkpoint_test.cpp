@@ -5,8 +5,10 @@
 #include "adacc/train/checkpoint.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -15,6 +17,8 @@
 #include "adacc/runtime/step_executor.h"
 #include "adacc/train/safetensors.h"
 #include "reference/test_util.h"
+#include "support/expect_error.h"
+#include "support/temp_dir.h"
 
 namespace adacc {
 namespace {
@@ -22,27 +26,6 @@ namespace {
 namespace fs = std::filesystem;
 using train::SafetensorsOutput;
 using train::SafetensorsReader;
-
-// A fresh directory, removed with everything in it at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ = fs::temp_directory_path() / ("adacc_checkpoint_test_" + std::to_string(::getpid()) +
-                                         "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
 
 model::ModelConfig tiny() {
   return model::parse_config("L=2,C=32,H=4,V=100,T=16");  // Vp = 128
@@ -101,28 +84,11 @@ void write_llmc(const fs::path& path, const model::ModelConfig& cfg, const std::
   out.write(reinterpret_cast<const char*>(w.data()), static_cast<std::streamsize>(w.size() * 4));
 }
 
-template <class Fn>
-std::string error_message(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-#define EXPECT_ERROR(Type, statement, needle)                               \
-  do {                                                                      \
-    EXPECT_THROW(statement, Type);                                          \
-    const std::string msg_ = error_message([&] { statement; });             \
-    EXPECT_NE(msg_.find(needle), std::string::npos) << "message: " << msg_; \
-  } while (0)
-
 // ------------------------------------------------------------------------------------
 // safetensors export and import
 
 TEST(Safetensors, ExportImportRoundTripIsBitExact) {
-  TempDir dir;
+  test::TempDir dir("checkpoint_test");
   Allocator alloc;
   const model::ModelConfig cfg = tiny();
   const model::ParamSet saved = random_params(cfg, alloc, 1);
@@ -146,7 +112,7 @@ TEST(Safetensors, ExportImportRoundTripIsBitExact) {
 }
 
 TEST(Safetensors, ExportUsesHuggingFaceLayout) {
-  TempDir dir;
+  test::TempDir dir("checkpoint_test");
   Allocator alloc;
   const model::ModelConfig cfg = tiny();
   const model::ParamSet p = random_params(cfg, alloc, 3);
@@ -256,7 +222,7 @@ void write_hf_style(const fs::path& path, const model::ModelConfig& cfg, const m
 }
 
 TEST(Safetensors, ImportsHuggingFaceFileAndInfersItsConfig) {
-  TempDir dir;
+  test::TempDir dir("checkpoint_test");
   Allocator alloc;
   // C=128: the inferred head count is C/64 = 2.
   const model::ModelConfig cfg = model::parse_config("L=3,C=128,H=2,V=90,T=24");
@@ -279,7 +245,7 @@ TEST(Safetensors, ImportsHuggingFaceFileAndInfersItsConfig) {
 }
 
 TEST(Safetensors, MatricesLargerThanTheStagingBufferConvertExactly) {
-  TempDir dir;
+  test::TempDir dir("checkpoint_test");
   Allocator alloc;
   // fc (4C,C) = 589824 floats: several staging chunks each way.
   const model::ModelConfig cfg = model::parse_config("L=1,C=384,H=6,V=300,T=8");
@@ -326,7 +292,7 @@ float loss_of(const model::ModelConfig& cfg, Allocator& alloc,
 }
 
 TEST(Llmc, ImportMatchesTheFileAndSurvivesSafetensorsExport) {
-  TempDir dir;
+  test::TempDir dir("checkpoint_test");
   Allocator alloc;
   const model::ModelConfig cfg = tiny();
   const std::int64_t C = cfg.n_embd, V = cfg.vocab, Vp = cfg.padded_vocab;
@@ -371,7 +337,7 @@ TEST(Llmc, ImportMatchesTheFileAndSurvivesSafetensorsExport) {
 }
 
 TEST(Llmc, RejectsWrongMagicVersionTruncationAndShape) {
-  TempDir dir;
+  test::TempDir dir("checkpoint_test");
   Allocator alloc;
   const model::ModelConfig cfg = tiny();
   model::ParamSet p(cfg, alloc, MemCategory::params, "p");
@@ -411,7 +377,7 @@ TEST(Llmc, RejectsWrongMagicVersionTruncationAndShape) {
 // Bad safetensors files
 
 TEST(Safetensors, RejectsMissingTruncatedAndCorruptFiles) {
-  TempDir dir;
+  test::TempDir dir("checkpoint_test");
   Allocator alloc;
   const model::ModelConfig cfg = tiny();
   model::ParamSet p(cfg, alloc, MemCategory::params, "p");
@@ -463,7 +429,7 @@ TEST(Safetensors, RejectsMissingTruncatedAndCorruptFiles) {
 }
 
 TEST(Safetensors, RejectsAFileOfAnotherShapeNamingTheTensor) {
-  TempDir dir;
+  test::TempDir dir("checkpoint_test");
   Allocator alloc;
   const model::ModelConfig cfg = tiny();
   const model::ParamSet p = random_params(cfg, alloc, 9);
@@ -555,7 +521,7 @@ void save(const fs::path& dir, const model::ModelConfig& cfg, const Trained& t) 
 }
 
 TEST(Checkpoint, SaveLoadRoundTripIsExactAndOlderFilesGo) {
-  TempDir tmp;
+  test::TempDir tmp("checkpoint_test");
   Allocator alloc;
   const model::ModelConfig cfg = tiny();
   const fs::path dir = tmp / "run";  // created by the save
@@ -587,7 +553,7 @@ TEST(Checkpoint, SaveLoadRoundTripIsExactAndOlderFilesGo) {
 }
 
 TEST(Checkpoint, InterruptedSaveLeavesThePreviousCheckpointLoadable) {
-  TempDir tmp;
+  test::TempDir tmp("checkpoint_test");
   Allocator alloc;
   const model::ModelConfig cfg = tiny();
   const Trained a = random_training(cfg, alloc, 10);
@@ -620,8 +586,31 @@ TEST(Checkpoint, InterruptedSaveLeavesThePreviousCheckpointLoadable) {
   expect_loads_as(tmp.path(), cfg, alloc, b);
 }
 
+// While it lives, files this process writes cannot grow beyond `bytes` (RLIMIT_FSIZE,
+// which binds root too); a write beyond fails with EFBIG instead of raising SIGXFSZ.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    ::getrlimit(RLIMIT_FSIZE, &saved_);
+    saved_handler_ = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit lower = saved_;
+    lower.rlim_cur = bytes;
+    EXPECT_EQ(::setrlimit(RLIMIT_FSIZE, &lower), 0);
+  }
+  ~FileSizeLimit() {
+    ::setrlimit(RLIMIT_FSIZE, &saved_);
+    std::signal(SIGXFSZ, saved_handler_);
+  }
+  FileSizeLimit(const FileSizeLimit&) = delete;
+  FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+
+ private:
+  rlimit saved_{};
+  void (*saved_handler_)(int) = nullptr;
+};
+
 TEST(Checkpoint, FailedSaveLeavesNothingBehind) {
-  TempDir tmp;
+  test::TempDir tmp("checkpoint_test");
   Allocator alloc;
   const model::ModelConfig cfg = tiny();
   const Trained a = random_training(cfg, alloc, 6);
@@ -648,19 +637,28 @@ TEST(Checkpoint, FailedSaveLeavesNothingBehind) {
   EXPECT_EQ(read_all(dir / "checkpoint.json"), json);
   expect_loads_as(dir, cfg, alloc, a);
 
-  // A directory without write permission (root may write anyway: then skip).
-  const fs::path ro = tmp / "ro";
-  fs::create_directories(ro);
-  fs::permissions(ro, fs::perms::owner_read | fs::perms::owner_exec);
-  if (::access(ro.c_str(), W_OK) != 0) {
-    EXPECT_THROW(save(ro, cfg, a), BackendError);
-    EXPECT_TRUE(listing(ro).empty());
+  // A directory under a regular file (ENOTDIR, for root as for anyone): nothing is made.
+  EXPECT_ERROR(BackendError, save(tmp / "file" / "run", cfg, a), "file");
+  EXPECT_EQ(listing(tmp.path()), (std::set<std::string>{"file", "run"}));
+
+  // Writes that fail part way: the file-size limit, which binds root too (a directory
+  // without write permission would not: root writes there anyway). The save throws, its
+  // journal and temporaries go, and the previous checkpoint stays.
+  const Trained c = random_training(cfg, alloc, 8);
+  {
+    const FileSizeLimit limit(16 << 10);  // the journal fits, the model file does not
+    EXPECT_ERROR(BackendError, save(dir, cfg, c), "model-8.safetensors");
   }
-  fs::permissions(ro, fs::perms::owner_all);
+  EXPECT_EQ(listing(dir), (std::set<std::string>{"checkpoint.json", "model-6.safetensors",
+                                                 "optim-6.safetensors", "optim-7.safetensors"}));
+  EXPECT_EQ(read_all(dir / "checkpoint.json"), json);
+  expect_loads_as(dir, cfg, alloc, a);
+  save(dir, cfg, c);  // and without the limit the same save succeeds
+  expect_loads_as(dir, cfg, alloc, c);
 }
 
 TEST(Checkpoint, RejectsMissingAndCorruptCheckpoints) {
-  TempDir tmp;
+  test::TempDir tmp("checkpoint_test");
   Allocator alloc;
   const model::ModelConfig cfg = tiny();
   model::ParamSet p(cfg, alloc, MemCategory::params, "p"),

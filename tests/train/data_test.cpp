@@ -10,7 +10,6 @@
 #include <sentencepiece_trainer.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -23,34 +22,13 @@
 
 #include "adacc/core/error.h"
 #include "adacc/core/rng.h"
+#include "support/expect_error.h"
+#include "support/temp_dir.h"
 
 namespace adacc::train {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A fresh folder under the system's temporary directory, removed with its files.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("adacc_data_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 void write_file(const fs::path& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);
@@ -82,18 +60,10 @@ std::string shard_bytes(const std::vector<std::uint32_t>& tokens, std::int32_t v
 // Runs f, expects it to throw E whose message is one line, starts with "[data] " and
 // contains every string of `parts`.
 template <typename E, typename F>
-void expect_error(F&& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception thrown";
-  } catch (const E& e) {
-    const std::string msg = e.what();
-    EXPECT_EQ(msg.rfind("[data] ", 0), 0u) << msg;
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << msg;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
+void expect_error(F&& f, std::initializer_list<std::string> parts) {
+  const std::string msg = test::error_of<E>(std::forward<F>(f));
+  EXPECT_EQ(msg.rfind("[data] ", 0), 0u) << msg;
+  for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << msg;
 }
 
 std::vector<std::int32_t> iota_tokens(int n) {
@@ -117,7 +87,7 @@ Batch next_batch(BatchLoader& loader, int B, int T) {
 // ---------------------------------------------------------------- loading: text
 
 TEST(LoadTokens, TextIsOneTokenPerByte) {
-  TempDir dir;
+  test::TempDir dir("data_test");
   std::string text = "Hello, world!\nSecond line\t";
   text.push_back('\x01');
   text.push_back(static_cast<char>(0xFF));
@@ -140,7 +110,7 @@ TEST(LoadTokens, TextIsOneTokenPerByte) {
 }
 
 TEST(LoadTokens, ShortTextAndTextStartingLikeNoShard) {
-  TempDir dir;
+  test::TempDir dir("data_test");
   write_file(dir / "a.txt", "x");
   const TokenStream one = load_tokens(dir / "a.txt");
   ASSERT_EQ(one.tokens.size(), 1u);
@@ -157,7 +127,7 @@ TEST(LoadTokens, ShortTextAndTextStartingLikeNoShard) {
 }
 
 TEST(LoadTokens, MissingEmptyAndDirectoryAreInvalidArgument) {
-  TempDir dir;
+  test::TempDir dir("data_test");
   const fs::path missing = dir / "nope.txt";
   expect_error<InvalidArgument>([&] { load_tokens(missing); },
                                 {missing.string() + "' does not exist"});
@@ -171,7 +141,7 @@ TEST(LoadTokens, MissingEmptyAndDirectoryAreInvalidArgument) {
 // ---------------------------------------------------------------- loading: shards
 
 TEST(LoadTokens, ShardDetectedByContent) {
-  TempDir dir;
+  test::TempDir dir("data_test");
   const std::vector<std::uint32_t> toks = {0, 1, 255, 256, 50256, 12345, 65, 0x1234};
   const fs::path p = dir / "corpus.txt";  // a shard whatever its name
   write_file(p, shard_bytes(toks));
@@ -184,7 +154,7 @@ TEST(LoadTokens, ShardDetectedByContent) {
 }
 
 TEST(LoadTokens, ShardSentencepieceOptionIgnored) {
-  TempDir dir;
+  test::TempDir dir("data_test");
   write_file(dir / "s.bin", shard_bytes({7, 8, 9}));
   LoadOptions opt;
   opt.sentencepiece_model = dir / "no_such.model";
@@ -196,7 +166,7 @@ TEST(LoadTokens, ShardSentencepieceOptionIgnored) {
 // More tokens than one read chunk (2^19), so the checks span chunks; a bad id in the
 // second chunk is reported at its position in the whole stream.
 TEST(LoadTokens, LargeShardAcrossChunks) {
-  TempDir dir;
+  test::TempDir dir("data_test");
   const std::size_t n = 1'300'000;
   std::vector<std::uint32_t> toks(n);
   for (std::size_t i = 0; i < n; ++i) toks[i] = static_cast<std::uint32_t>((i * 7919) % 50257);
@@ -217,7 +187,7 @@ TEST(LoadTokens, LargeShardAcrossChunks) {
 }
 
 TEST(LoadTokens, ShardTokenOutOfVocab) {
-  TempDir dir;
+  test::TempDir dir("data_test");
   write_file(dir / "v.bin", shard_bytes({1, 2, 3, 4, 5, 50257, 6}));
   expect_error<FormatError>([&] { load_tokens(dir / "v.bin"); },
                             {(dir / "v.bin").string(), "token 5 ", "is 50257"});
@@ -226,7 +196,7 @@ TEST(LoadTokens, ShardTokenOutOfVocab) {
 }
 
 TEST(LoadTokens, BinaryFileWithWrongMagicIsRejected) {
-  TempDir dir;
+  test::TempDir dir("data_test");
   std::string bytes = shard_bytes({1, 2, 3});
   bytes[0] = 0x39;  // magic 20240441 instead of 20240520
   write_file(dir / "bad.bin", bytes);
@@ -241,14 +211,14 @@ TEST(LoadTokens, BinaryFileWithWrongMagicIsRejected) {
 }
 
 TEST(LoadTokens, ShardWrongVersion) {
-  TempDir dir;
+  test::TempDir dir("data_test");
   write_file(dir / "v2.bin", shard_bytes({1, 2, 3}, /*version=*/2));
   expect_error<FormatError>([&] { load_tokens(dir / "v2.bin"); },
                             {(dir / "v2.bin").string(), "version 2", "expected 1"});
 }
 
 TEST(LoadTokens, ShardTruncatedBody) {
-  TempDir dir;
+  test::TempDir dir("data_test");
   // The header says 10 tokens, the body holds 7: 1024 + 20 expected, 1024 + 14 found.
   write_file(dir / "t.bin", shard_bytes({1, 2, 3, 4, 5, 6, 7}, 1, /*header_count=*/10));
   expect_error<FormatError>([&] { load_tokens(dir / "t.bin"); },
@@ -261,7 +231,7 @@ TEST(LoadTokens, ShardTruncatedBody) {
 }
 
 TEST(LoadTokens, ShardLongerThanHeaderSaysOrNoTokens) {
-  TempDir dir;
+  test::TempDir dir("data_test");
   write_file(dir / "long.bin", shard_bytes({1, 2, 3, 4}, 1, /*header_count=*/3));
   expect_error<FormatError>([&] { load_tokens(dir / "long.bin"); },
                             {(dir / "long.bin").string(), "1030", "1032"});
@@ -273,7 +243,7 @@ TEST(LoadTokens, ShardLongerThanHeaderSaysOrNoTokens) {
 }
 
 TEST(LoadTokens, ShardTruncatedHeader) {
-  TempDir dir;
+  test::TempDir dir("data_test");
   std::string s = shard_bytes({1, 2});
   s.resize(100);
   write_file(dir / "h.bin", s);
@@ -305,7 +275,7 @@ std::string generated_text(int lines, std::uint64_t seed) {
 }
 
 TEST(LoadTokens, SentencepieceRoundTrip) {
-  TempDir dir;
+  test::TempDir dir("data_test");
   const fs::path train_txt = dir / "spm_train.txt";
   write_file(train_txt, generated_text(400, 1));
   const fs::path prefix = dir / "tiny";
@@ -343,7 +313,7 @@ TEST(LoadTokens, SentencepieceRoundTrip) {
 }
 
 TEST(LoadTokens, SentencepieceModelMissingOrInvalid) {
-  TempDir dir;
+  test::TempDir dir("data_test");
   write_file(dir / "corpus.txt", "some text");
   LoadOptions opt;
   opt.sentencepiece_model = dir / "missing.model";

@@ -18,6 +18,7 @@
 #include "adacc/train/checkpoint.h"
 #include "adacc/train/data.h"
 #include "adacc/train/safetensors.h"
+#include "support/expect_error.h"
 
 namespace adacc::train {
 namespace {
@@ -51,20 +52,7 @@ class HostileFiles : public ::testing::Test {
   fs::path dir_;
 };
 
-template <typename E, typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    const std::string msg = e.what();
-    EXPECT_LT(msg.size(), 400u) << msg.substr(0, 500);  // the path is part of it
-    EXPECT_EQ(msg.find('\n'), std::string::npos);
-    return msg;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception: " << std::string(e.what()).substr(0, 300);
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
