@@ -13,6 +13,8 @@
 #include <sstream>
 #include <string>
 
+#include "support/temp_dir.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -24,14 +26,6 @@ struct CommandResult {
 
 class AdaccCli : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("adacc_cli_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
 
   static std::string slurp(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
@@ -77,7 +71,9 @@ class AdaccCli : public ::testing::Test {
     return text;
   }
 
-  fs::path dir_;
+  adacc::test::TempDir tmp_{"cli_test"};
+
+  fs::path dir_ = tmp_.path();
 };
 
 constexpr const char* kTiny = " --model L=1,C=16,H=2,V=256,T=32 --batch 2 --seq 16 --threads 1";

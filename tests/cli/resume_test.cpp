@@ -26,13 +26,6 @@ void PrintTo(const ResumeCase& c, std::ostream* os) {
 
 class CliResume : public AdaccCli, public ::testing::WithParamInterface<ResumeCase> {
  protected:
-  void SetUp() override {
-    AdaccCli::SetUp();
-    // As tests/CMakeLists.txt sets for the library tests: OpenMP threads that sleep at a
-    // barrier instead of spinning, or --threads 2 crawls while other tests use the cores.
-    ::setenv("OMP_WAIT_POLICY", "PASSIVE", /*overwrite=*/0);
-  }
-
   static constexpr int kSteps = 12;
   static constexpr int kStop = 5;
   static constexpr const char* kShape = " --model L=1,C=16,H=2,V=256,T=32 --batch 2 --seq 16";

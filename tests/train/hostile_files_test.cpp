@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "support/temp_dir.h"
 #include "adacc/core/allocator.h"
 #include "adacc/core/error.h"
 #include "adacc/model/param_set.h"
@@ -27,14 +28,6 @@ namespace fs = std::filesystem;
 
 class HostileFiles : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("adacc_hostile_files_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
 
   fs::path write(const std::string& name, const std::string& content) {
     std::ofstream(dir_ / name, std::ios::binary) << content;
@@ -49,7 +42,9 @@ class HostileFiles : public ::testing::Test {
     return write(name, bytes + header + std::string(data, '\0'));
   }
 
-  fs::path dir_;
+  test::TempDir tmp_{"hostile_files_test"};
+
+  fs::path dir_ = tmp_.path();
 };
 
 using test::error_of;

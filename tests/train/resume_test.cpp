@@ -14,6 +14,7 @@
 #include <sstream>
 #include <vector>
 
+#include "support/temp_dir.h"
 #include "adacc/train/checkpoint.h"
 #include "adacc/train/sampler.h"
 #include "adacc/train/trainer.h"
@@ -25,14 +26,6 @@ namespace fs = std::filesystem;
 
 class ResumeTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("adacc_resume_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
 
   // `repeats` pangrams of 45 bytes: 8 give 5 batches of 4x16 per epoch.
   fs::path write_data(int repeats) {
@@ -81,7 +74,9 @@ class ResumeTest : public ::testing::Test {
     }
   }
 
-  fs::path dir_;
+  test::TempDir tmp_{"resume_test"};
+
+  fs::path dir_ = tmp_.path();
 };
 
 // Makes the gradient of the chosen (1-based) steps NaN, so the trainer skips their update.

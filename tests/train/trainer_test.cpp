@@ -2,6 +2,7 @@
 // reproduces the uninterrupted run's losses bit for bit; gradients above --grad-clip are
 // scaled to it (and only those, and none when it is 0); bad inputs are rejected with
 // one-line errors before anything is written. (More on resume: resume_test.cpp.)
+#include "support/temp_dir.h"
 #include "adacc/train/trainer.h"
 
 #include <gtest/gtest.h>
@@ -23,14 +24,6 @@ namespace fs = std::filesystem;
 
 class TrainerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("adacc_trainer_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
 
   fs::path write_text(const std::string& name, const std::string& text) {
     const fs::path p = dir_ / name;
@@ -51,7 +44,9 @@ class TrainerTest : public ::testing::Test {
     return o;
   }
 
-  fs::path dir_;
+  test::TempDir tmp_{"trainer_test"};
+
+  fs::path dir_ = tmp_.path();
 };
 
 std::string pangrams(int repeats) {
