@@ -16,6 +16,7 @@
 #include "adacc/compress/codec.h"
 #include "adacc/core/error.h"
 #include "adacc/model/gpt2.h"
+#include "adacc/ops/workspace.h"
 #include "adacc/runtime/memory_model.h"
 #include "adacc/runtime/step_executor.h"
 #include "memory_timeline_check.h"
@@ -245,6 +246,57 @@ TEST(MemoryTimelineRecorder, IsOffByDefaultAndLeavesThePeakWindowAlone) {
   exec.set_timeline_recording(false);
   exec.forward(batch.tokens, batch.targets);
   EXPECT_EQ(exec.timeline().size(), timeline.size());
+}
+
+// Independently of the schedule that both timelines follow: under keep-everything, right
+// after the forward of op o the step holds exactly the activations made so far that a
+// later forward op reads, and (training only) those a backward op saves — in the eval
+// pass no saved tensor outlives its last forward use.
+TEST(MemoryTimelineRecorder, ForwardHoldsWhatTheLifetimesSay) {
+  for (ops::AttentionKind attention : {ops::AttentionKind::flash, ops::AttentionKind::naive}) {
+    Allocator alloc;
+    Context ctx(alloc, 2, 1);
+    model::Gpt2 gpt(small_config(attention), alloc);
+    Rng rng(9);
+    gpt.init_weights(rng);
+    const model::StepGraph graph = gpt.build_graph(B, T);
+    test::TokenBatch batch = test::random_batch(alloc, rng, B, T, 64);
+    const std::vector<model::TensorLifetime> life = model::analyze_lifetimes(graph);
+    const std::size_t batch_bytes = alloc.stats().current_of(MemCategory::activations);
+    StepExecutor exec(graph, gpt.params(), gpt.grads(), ctx);
+    exec.set_timeline_recording(true);
+    for (model::Pass pass : {model::Pass::train, model::Pass::eval}) {
+      if (pass == model::Pass::train) {
+        exec.forward_backward(batch.tokens, batch.targets);
+      } else {
+        exec.forward(batch.tokens, batch.targets);
+      }
+      int checked = 0;
+      for (const TimelinePoint& point : exec.timeline()) {
+        if (point.label.rfind("forward of ", 0) != 0 ||
+            point.label.find('(') != std::string::npos) {
+          continue;
+        }
+        int o = 0;
+        while (graph.op(o).name() != point.label.substr(11)) ++o;
+        std::size_t expected = batch_bytes;
+        for (int p = 0; p <= o; ++p) {
+          for (model::TensorId id : graph.op(p).outputs()) {
+            const model::TensorLifetime& l = life[static_cast<std::size_t>(id)];
+            const bool saved = pass == model::Pass::train && l.first_backward_use >= 0;
+            if (graph.op(p).produces(id, pass) && (l.last_forward_use >= o || saved)) {
+              expected +=
+                  ops::accounted_tensor_bytes(graph.tensor(id).shape, graph.tensor(id).dtype);
+            }
+          }
+        }
+        EXPECT_EQ(point.live_of(MemCategory::activations), expected)
+            << point.label << (pass == model::Pass::train ? " (train)" : " (eval)");
+        ++checked;
+      }
+      EXPECT_EQ(checked, static_cast<int>(graph.ops().size()));
+    }
+  }
 }
 
 // predict_step_memory's peak is its timeline's highest point.
