@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,13 @@ struct Case {
   ops::AttentionKind attention;
   int threads;
 };
+
+// The name ctest shows after '# GetParam() = ' (stable: no pointer or padding bytes).
+void PrintTo(const Case& c, std::ostream* out) {
+  *out << c.spec << " B=" << c.B << " T=" << c.T
+       << (c.attention == ops::AttentionKind::flash ? " flash" : " naive") << ", " << c.threads
+       << " threads";
+}
 
 // Every baseline by name, with compress-<codec> for each codec that fits this graph
 // (compress_plan refuses one that applies to no saved tensor).

@@ -8,6 +8,7 @@
 // baseline plans are compared the same way in tests/plan/baseline_memory_test.cpp.)
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <set>
 #include <string>
 #include <tuple>
@@ -126,6 +127,12 @@ struct Config {
   ops::AttentionKind attention;
   int threads;
 };
+
+// The name ctest shows after '# GetParam() = ' (stable: no padding bytes).
+void PrintTo(const Config& c, std::ostream* out) {
+  *out << (c.attention == ops::AttentionKind::flash ? "flash" : "naive") << ", " << c.threads
+       << " threads";
+}
 
 class MemoryTimeline : public ::testing::TestWithParam<Config> {
  protected:
