@@ -2,6 +2,7 @@
 #include "adacc/runtime/memory_model.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "adacc/ops/workspace.h"
 #include "step_schedule.h"
@@ -26,14 +27,46 @@ std::array<std::size_t, kMemCategories> training_fixed_bytes(const model::ModelC
 
 namespace {
 
+// The peak of a timeline, point by point: the highest point (the first if several) and
+// each category's own highest. Both timeline_peak and predict_step_memory use it.
+class PeakOfPoints {
+ public:
+  explicit PeakOfPoints(const std::array<std::size_t, kMemCategories>& fixed) {
+    for (int c = 0; c < kMemCategories; ++c) p_.fixed += fixed[c];
+  }
+  // Returns whether `point` is the highest so far.
+  bool add(const TimelinePoint& point) {
+    for (int c = 0; c < kMemCategories; ++c) {
+      p_.peak[c] = std::max(p_.peak[c], point.category_peak[c]);
+    }
+    if (any_ && point.peak <= p_.total_peak) return false;
+    any_ = true;
+    p_.total_peak = point.peak;
+    p_.at_peak = point.at_peak;
+    return true;
+  }
+  MemoryPrediction result(std::string where) const {
+    MemoryPrediction p = p_;
+    p.where = std::move(where);
+    return p;
+  }
+
+ private:
+  MemoryPrediction p_;
+  bool any_ = false;
+};
+
 // The schedule's store on byte counts. It allocates and frees in the order the executor's
 // ops do (outputs, then workspace; a re-run op's scratch outputs until it ends), so that
 // each event's peak is the allocator's too, and records the step's timeline.
 class CountingStore {
  public:
+  // With `keep_points`, the store keeps every point (timeline()); else only their peak.
   CountingStore(const model::StepGraph& graph, const Plan& plan, int threads, model::Pass pass,
-                const std::array<std::size_t, kMemCategories>& fixed)
-      : graph_(graph),
+                const std::array<std::size_t, kMemCategories>& fixed, bool keep_points)
+      : keep_points_(keep_points),
+        peak_of_points_(fixed),
+        graph_(graph),
         plan_(plan),
         threads_(threads),
         pass_(pass),
@@ -47,7 +80,7 @@ class CountingStore {
     current_ = fixed;
     for (int c = 0; c < kMemCategories; ++c) total_ += fixed[c];
     start_interval();
-    point("before the step");
+    point(std::nullopt);
   }
 
   bool present(TensorId id) const { return present_[i(id)] != 0; }
@@ -109,11 +142,11 @@ class CountingStore {
     grad_[i(id)] = 0;
     release(MemCategory::workspace, bytes(id));
   }
-  void after(const detail::ScheduleEvent& e) { point(detail::event_label(graph_, plan_, e)); }
+  void after(const detail::ScheduleEvent& e) { point(e); }
 
   // The end of the step: what the step still holds is freed (the executor's tensors of
   // the step go when the step ends).
-  StepTimeline finish() {
+  void finish() {
     for (std::size_t k = 0; k < graph_.tensors().size(); ++k) {
       const auto id = static_cast<TensorId>(k);
       if (graph_.tensor(id).kind != model::TensorKind::activation) continue;
@@ -121,8 +154,17 @@ class CountingStore {
       free_encoded(id);
       free_grad(id);
     }
-    point("after the step");
+    point(std::nullopt);
+  }
+
+  // The timeline, labelled (with keep_points).
+  StepTimeline timeline() {
+    for (std::size_t k = 0; k < timeline_.size(); ++k) timeline_[k].label = label(events_[k], k);
     return std::move(timeline_);
+  }
+  // The peak of the points, labelled where it is.
+  MemoryPrediction peak() const {
+    return peak_of_points_.result(label(highest_event_, highest_index_));
   }
 
  private:
@@ -163,17 +205,35 @@ class CountingStore {
     peak_ = total_;
     at_peak_ = category_peak_ = current_;
   }
-  void point(std::string label) {
+  // Labels are made at the end (predicting the peak alone needs only the highest point's).
+  std::string label(const std::optional<detail::ScheduleEvent>& event, std::size_t index) const {
+    if (!event) return index == 0 ? "before the step" : "after the step";
+    return detail::event_label(graph_, plan_, *event);
+  }
+
+  // A point of the timeline, unlabelled; nullopt: before or after the step.
+  void point(const std::optional<detail::ScheduleEvent>& event) {
     TimelinePoint p;
-    p.label = std::move(label);
     p.live = current_;
     p.peak = peak_;
     p.at_peak = at_peak_;
     p.category_peak = category_peak_;
-    timeline_.push_back(std::move(p));
+    if (peak_of_points_.add(p)) {
+      highest_event_ = event;
+      highest_index_ = points_;
+    }
+    ++points_;
+    if (keep_points_) {
+      timeline_.push_back(std::move(p));
+      events_.push_back(event);
+    }
     start_interval();
   }
 
+  bool keep_points_;
+  PeakOfPoints peak_of_points_;
+  std::optional<detail::ScheduleEvent> highest_event_;
+  std::size_t highest_index_ = 0, points_ = 0;
   const model::StepGraph& graph_;
   const Plan& plan_;
   int threads_;
@@ -186,7 +246,18 @@ class CountingStore {
   std::size_t peak_ = 0;
   std::array<std::size_t, kMemCategories> at_peak_{}, category_peak_{};
   StepTimeline timeline_;
+  std::vector<std::optional<detail::ScheduleEvent>> events_;  // of the points
 };
+
+// Runs the schedule of one step on byte counts.
+void count_step(CountingStore& store, const model::StepGraph& graph, const Plan& plan,
+                model::Pass pass) {
+  const std::vector<model::TensorLifetime> life = model::analyze_lifetimes(graph);
+  const detail::StepSchedule<CountingStore> schedule(graph, plan, life);
+  schedule.forward(store, pass, static_cast<int>(graph.ops().size()));
+  if (pass == model::Pass::train) schedule.backward(store);
+  store.finish();
+}
 
 }  // namespace
 
@@ -194,35 +265,29 @@ StepTimeline predict_step_timeline(const model::StepGraph& graph, const Plan& pl
                                    const std::array<std::size_t, kMemCategories>& fixed,
                                    model::Pass pass) {
   validate(graph, plan);
-  const std::vector<model::TensorLifetime> life = model::analyze_lifetimes(graph);
-  CountingStore store(graph, plan, threads, pass, fixed);
-  const detail::StepSchedule<CountingStore> schedule(graph, plan, life);
-  schedule.forward(store, pass, static_cast<int>(graph.ops().size()));
-  if (pass == model::Pass::train) schedule.backward(store);
-  return store.finish();
+  CountingStore store(graph, plan, threads, pass, fixed, /*keep_points=*/true);
+  count_step(store, graph, plan, pass);
+  return store.timeline();
 }
 
 MemoryPrediction timeline_peak(const StepTimeline& timeline,
                                const std::array<std::size_t, kMemCategories>& fixed) {
-  MemoryPrediction p;
-  for (int c = 0; c < kMemCategories; ++c) p.fixed += fixed[c];
+  PeakOfPoints peak(fixed);
+  std::string where;
   for (const TimelinePoint& point : timeline) {
-    if (p.where.empty() || point.peak > p.total_peak) {
-      p.total_peak = point.peak;
-      p.at_peak = point.at_peak;
-      p.where = point.label;
-    }
-    for (int c = 0; c < kMemCategories; ++c) {
-      p.peak[c] = std::max(p.peak[c], point.category_peak[c]);
-    }
+    if (peak.add(point)) where = point.label;
   }
-  return p;
+  return peak.result(where);
 }
 
 MemoryPrediction predict_step_memory(const model::StepGraph& graph, const Plan& plan, int threads,
                                      const std::array<std::size_t, kMemCategories>& fixed,
                                      model::Pass pass) {
-  return timeline_peak(predict_step_timeline(graph, plan, threads, fixed, pass), fixed);
+  // predict_step_timeline's points, reduced as they come (timeline_peak's reduction).
+  validate(graph, plan);
+  CountingStore store(graph, plan, threads, pass, fixed, /*keep_points=*/false);
+  count_step(store, graph, plan, pass);
+  return store.peak();
 }
 
 }  // namespace adacc::runtime
