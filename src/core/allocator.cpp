@@ -193,6 +193,11 @@ Buffer Allocator::allocate(std::size_t bytes, MemCategory category, std::string_
     stats_.total_peak = stats_.total_current;
     stats_.at_peak = stats_.current;
   }
+  stats_.interval_category_peak[c] = std::max(stats_.interval_category_peak[c], stats_.current[c]);
+  if (stats_.total_current > stats_.interval_peak) {
+    stats_.interval_peak = stats_.total_current;
+    stats_.at_interval_peak = stats_.current;
+  }
   Buffer buffer;
   buffer.owner_ = this;
   buffer.data_ = data;
@@ -242,6 +247,13 @@ void Allocator::reset_peak() {
   stats_.at_peak = stats_.current;
   stats_.total_peak = stats_.total_current;
   stats_.reserved_peak = stats_.reserved;
+}
+
+void Allocator::start_interval() {
+  std::lock_guard lock(mutex_);
+  stats_.interval_peak = stats_.total_current;
+  stats_.at_interval_peak = stats_.current;
+  stats_.interval_category_peak = stats_.current;
 }
 
 void Allocator::release_cache() {

@@ -2,6 +2,7 @@
 #include "adacc/runtime/memory_model.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "adacc/ops/workspace.h"
 #include "step_schedule.h"
@@ -26,12 +27,47 @@ std::array<std::size_t, kMemCategories> training_fixed_bytes(const model::ModelC
 
 namespace {
 
-// The schedule's store on byte counts.
+// The peak of a timeline, point by point: the highest point (the first if several) and
+// each category's own highest. Both timeline_peak and predict_step_memory use it.
+class PeakOfPoints {
+ public:
+  explicit PeakOfPoints(const std::array<std::size_t, kMemCategories>& fixed) {
+    for (int c = 0; c < kMemCategories; ++c) p_.fixed += fixed[c];
+  }
+  // Returns whether `point` is the highest so far.
+  bool add(const TimelinePoint& point) {
+    for (int c = 0; c < kMemCategories; ++c) {
+      p_.peak[c] = std::max(p_.peak[c], point.category_peak[c]);
+    }
+    if (any_ && point.peak <= p_.total_peak) return false;
+    any_ = true;
+    p_.total_peak = point.peak;
+    p_.at_peak = point.at_peak;
+    return true;
+  }
+  MemoryPrediction result(std::string where) const {
+    MemoryPrediction p = p_;
+    p.where = std::move(where);
+    return p;
+  }
+
+ private:
+  MemoryPrediction p_;
+  bool any_ = false;
+};
+
+// The schedule's store on byte counts. It allocates and frees in the order the executor's
+// ops do (outputs, then workspace; a re-run op's scratch outputs until it ends), so that
+// each event's peak is the allocator's too, and records the step's timeline.
 class CountingStore {
  public:
-  CountingStore(const model::StepGraph& graph, int threads, model::Pass pass,
-                const std::array<std::size_t, kMemCategories>& fixed)
-      : graph_(graph),
+  // With `keep_points`, the store keeps every point (timeline()); else only their peak.
+  CountingStore(const model::StepGraph& graph, const Plan& plan, int threads, model::Pass pass,
+                const std::array<std::size_t, kMemCategories>& fixed, bool keep_points)
+      : keep_points_(keep_points),
+        peak_of_points_(fixed),
+        graph_(graph),
+        plan_(plan),
         threads_(threads),
         pass_(pass),
         present_(graph.tensors().size(), 0),
@@ -41,21 +77,18 @@ class CountingStore {
     for (std::size_t i = 0; i < graph.tensors().size(); ++i) {
       if (graph.tensors()[i].kind != model::TensorKind::activation) present_[i] = 1;
     }
-    for (int c = 0; c < kMemCategories; ++c) {
-      current_[c] = fixed[c];
-      p_.fixed += fixed[c];
-    }
-    p_.at_peak = p_.peak = current_;
-    p_.total_peak = total_ = p_.fixed;
-    p_.where = "before the step";
+    current_ = fixed;
+    for (int c = 0; c < kMemCategories; ++c) total_ += fixed[c];
+    start_interval();
+    point(std::nullopt);
   }
 
   bool present(TensorId id) const { return present_[i(id)] != 0; }
   bool has_encoded(TensorId id) const { return encoded_[i(id)] != 0; }
+  bool has_grad(TensorId id) const { return grad_[i(id)] != 0; }
 
   void forward(int o) {
     const model::OpNode& op = graph_.op(o);
-    phase_ = "forward of " + op.name();
     for (TensorId out : op.outputs()) {
       if (op.produces(out, pass_) && !present(out)) alloc_value(out, MemCategory::activations);
     }
@@ -63,8 +96,6 @@ class CountingStore {
   }
   void recompute(int o) {
     const model::OpNode& op = graph_.op(o);
-    const std::string saved_phase = phase_;
-    phase_ += " (recomputing " + op.name() + ")";
     std::size_t scratch = 0;
     for (TensorId out : op.outputs()) {
       if (!op.produces(out, model::Pass::train)) continue;
@@ -77,11 +108,9 @@ class CountingStore {
     }
     workspace(op.forward_workspace(model::Pass::train, threads_));
     release(MemCategory::activations, scratch);
-    phase_ = saved_phase;
   }
   void backward(int o) {
     const model::OpNode& op = graph_.op(o);
-    phase_ = "backward of " + op.name();
     // The gradients the op's backward reads or adds into: those of its activation inputs
     // and of its main output (the fused loss reads none: its gradient was made in the
     // forward).
@@ -91,7 +120,6 @@ class CountingStore {
     if (op.kind() != "lm_head_loss") touch_grad(op.outputs().front());
     workspace(op.backward_workspace(threads_));
   }
-  // Before the backward of op o materializes its saved tensors.
   void encode(TensorId id, const compress::Codec& codec) {
     encoded_[i(id)] = 1;
     alloc(MemCategory::compressed, accounted_bytes(codec.encoded_bytes(graph_.tensor(id).shape)));
@@ -106,7 +134,7 @@ class CountingStore {
   void free_encoded(TensorId id) {
     if (!has_encoded(id)) return;
     encoded_[i(id)] = 0;
-    const compress::Codec& codec = compress::codec_by_name(codec_of_.at(i(id)));
+    const compress::Codec& codec = compress::codec_by_name(plan_.decisions.at(i(id)).codec);
     release(MemCategory::compressed, accounted_bytes(codec.encoded_bytes(graph_.tensor(id).shape)));
   }
   void free_grad(TensorId id) {
@@ -114,12 +142,30 @@ class CountingStore {
     grad_[i(id)] = 0;
     release(MemCategory::workspace, bytes(id));
   }
+  void after(const detail::ScheduleEvent& e) { point(e); }
 
-  void set_codecs(const Plan& plan) {
-    codec_of_.resize(plan.decisions.size());
-    for (std::size_t k = 0; k < plan.decisions.size(); ++k) codec_of_[k] = plan.decisions[k].codec;
+  // The end of the step: what the step still holds is freed (the executor's tensors of
+  // the step go when the step ends).
+  void finish() {
+    for (std::size_t k = 0; k < graph_.tensors().size(); ++k) {
+      const auto id = static_cast<TensorId>(k);
+      if (graph_.tensor(id).kind != model::TensorKind::activation) continue;
+      free_value(id);
+      free_encoded(id);
+      free_grad(id);
+    }
+    point(std::nullopt);
   }
-  const MemoryPrediction& prediction() const { return p_; }
+
+  // The timeline, labelled (with keep_points).
+  StepTimeline timeline() {
+    for (std::size_t k = 0; k < timeline_.size(); ++k) timeline_[k].label = label(events_[k], k);
+    return std::move(timeline_);
+  }
+  // The peak of the points, labelled where it is.
+  MemoryPrediction peak() const {
+    return peak_of_points_.result(label(highest_event_, highest_index_));
+  }
 
  private:
   static std::size_t i(TensorId id) { return static_cast<std::size_t>(id); }
@@ -140,47 +186,108 @@ class CountingStore {
     alloc(MemCategory::workspace, b);
     release(MemCategory::workspace, b);
   }
+  // As Allocator::allocate and deallocate account.
   void alloc(MemCategory c, std::size_t b) {
     const int k = static_cast<int>(c);
     current_[k] += b;
     total_ += b;
-    p_.peak[k] = std::max(p_.peak[k], current_[k]);
-    if (total_ > p_.total_peak) {
-      p_.total_peak = total_;
-      p_.at_peak = current_;
-      p_.where = phase_;
+    category_peak_[k] = std::max(category_peak_[k], current_[k]);
+    if (total_ > peak_) {
+      peak_ = total_;
+      at_peak_ = current_;
     }
   }
   void release(MemCategory c, std::size_t b) {
     current_[static_cast<int>(c)] -= b;
     total_ -= b;
   }
+  void start_interval() {
+    peak_ = total_;
+    at_peak_ = category_peak_ = current_;
+  }
+  // Labels are made at the end (predicting the peak alone needs only the highest point's).
+  std::string label(const std::optional<detail::ScheduleEvent>& event, std::size_t index) const {
+    if (!event) return index == 0 ? "before the step" : "after the step";
+    return detail::event_label(graph_, plan_, *event);
+  }
 
+  // A point of the timeline, unlabelled; nullopt: before or after the step.
+  void point(const std::optional<detail::ScheduleEvent>& event) {
+    TimelinePoint p;
+    p.live = current_;
+    p.peak = peak_;
+    p.at_peak = at_peak_;
+    p.category_peak = category_peak_;
+    if (peak_of_points_.add(p)) {
+      highest_event_ = event;
+      highest_index_ = points_;
+    }
+    ++points_;
+    if (keep_points_) {
+      timeline_.push_back(std::move(p));
+      events_.push_back(event);
+    }
+    start_interval();
+  }
+
+  bool keep_points_;
+  PeakOfPoints peak_of_points_;
+  std::optional<detail::ScheduleEvent> highest_event_;
+  std::size_t highest_index_ = 0, points_ = 0;
   const model::StepGraph& graph_;
+  const Plan& plan_;
   int threads_;
   model::Pass pass_;
   std::vector<char> present_, encoded_, grad_;
   std::vector<MemCategory> value_category_;
-  std::vector<std::string> codec_of_;
   std::array<std::size_t, kMemCategories> current_{};
   std::size_t total_ = 0;
-  std::string phase_;
-  MemoryPrediction p_;
+  // The current interval (since the last point).
+  std::size_t peak_ = 0;
+  std::array<std::size_t, kMemCategories> at_peak_{}, category_peak_{};
+  StepTimeline timeline_;
+  std::vector<std::optional<detail::ScheduleEvent>> events_;  // of the points
 };
 
+// Runs the schedule of one step on byte counts.
+void count_step(CountingStore& store, const model::StepGraph& graph, const Plan& plan,
+                model::Pass pass) {
+  const std::vector<model::TensorLifetime> life = model::analyze_lifetimes(graph);
+  const detail::StepSchedule<CountingStore> schedule(graph, plan, life);
+  schedule.forward(store, pass, static_cast<int>(graph.ops().size()));
+  if (pass == model::Pass::train) schedule.backward(store);
+  store.finish();
+}
+
 }  // namespace
+
+StepTimeline predict_step_timeline(const model::StepGraph& graph, const Plan& plan, int threads,
+                                   const std::array<std::size_t, kMemCategories>& fixed,
+                                   model::Pass pass) {
+  validate(graph, plan);
+  CountingStore store(graph, plan, threads, pass, fixed, /*keep_points=*/true);
+  count_step(store, graph, plan, pass);
+  return store.timeline();
+}
+
+MemoryPrediction timeline_peak(const StepTimeline& timeline,
+                               const std::array<std::size_t, kMemCategories>& fixed) {
+  PeakOfPoints peak(fixed);
+  std::string where;
+  for (const TimelinePoint& point : timeline) {
+    if (peak.add(point)) where = point.label;
+  }
+  return peak.result(where);
+}
 
 MemoryPrediction predict_step_memory(const model::StepGraph& graph, const Plan& plan, int threads,
                                      const std::array<std::size_t, kMemCategories>& fixed,
                                      model::Pass pass) {
+  // predict_step_timeline's points, reduced as they come (timeline_peak's reduction).
   validate(graph, plan);
-  const std::vector<model::TensorLifetime> life = model::analyze_lifetimes(graph);
-  CountingStore store(graph, threads, pass, fixed);
-  store.set_codecs(plan);
-  const detail::StepSchedule<CountingStore> schedule(graph, plan, life);
-  schedule.forward(store, pass, static_cast<int>(graph.ops().size()));
-  if (pass == model::Pass::train) schedule.backward(store);
-  return store.prediction();
+  CountingStore store(graph, plan, threads, pass, fixed, /*keep_points=*/false);
+  count_step(store, graph, plan, pass);
+  return store.peak();
 }
 
 }  // namespace adacc::runtime

@@ -113,6 +113,7 @@ class StepExecutor::Store {
 
   bool present(TensorId id) const { return env_.values_[idx(id)].defined(); }
   bool has_encoded(TensorId id) const { return env_.encoded_[idx(id)].defined(); }
+  bool has_grad(TensorId id) const { return env_.grads_[idx(id)].defined(); }
 
   void forward(int o) {
     const auto t0 = Clock::now();
@@ -148,6 +149,9 @@ class StepExecutor::Store {
   }
   void free_encoded(TensorId id) { env_.encoded_[idx(id)] = Tensor(); }
   void free_grad(TensorId id) { env_.grads_[idx(id)] = Tensor(); }
+  void after(const detail::ScheduleEvent& e) {
+    if (ex_.recording_) ex_.record(detail::event_label(ex_.graph_, ex_.plan_, e));
+  }
 
  private:
   static std::size_t idx(TensorId id) { return static_cast<std::size_t>(id); }
@@ -175,17 +179,34 @@ void StepExecutor::set_plan(Plan plan) {
 }
 
 float StepExecutor::forward_backward(const Tensor& tokens, const Tensor& targets) {
-  Env env(*this, Pass::train);
-  env.bind_input(graph_.tokens, tokens);
-  env.bind_input(graph_.targets, targets);
-  return run(env, static_cast<int>(graph_.ops().size()));
+  return recorded_step(Pass::train, tokens, targets);
 }
 
 float StepExecutor::forward(const Tensor& tokens, const Tensor& targets) {
-  Env env(*this, Pass::eval);
-  env.bind_input(graph_.tokens, tokens);
-  env.bind_input(graph_.targets, targets);
-  return run(env, static_cast<int>(graph_.ops().size()));
+  return recorded_step(Pass::eval, tokens, targets);
+}
+
+float StepExecutor::recorded_step(Pass pass, const Tensor& tokens, const Tensor& targets) {
+  if (recording_) {
+    timeline_.clear();
+    ctx_.allocator().start_interval();
+    record("before the step");
+  }
+  float loss = 0;
+  {
+    Env env(*this, pass);
+    env.bind_input(graph_.tokens, tokens);
+    env.bind_input(graph_.targets, targets);
+    loss = run(env, static_cast<int>(graph_.ops().size()));
+  }  // the step's tensors go here
+  if (recording_) record("after the step");
+  return loss;
+}
+
+void StepExecutor::record(std::string label) {
+  Allocator& alloc = ctx_.allocator();
+  timeline_.push_back(timeline_point(std::move(label), alloc.stats()));
+  alloc.start_interval();
 }
 
 Tensor StepExecutor::features(const Tensor& tokens) {

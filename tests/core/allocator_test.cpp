@@ -31,6 +31,35 @@ TEST(Allocator, AccountsByCategoryAndTracksPeaks) {
   EXPECT_EQ(alloc.stats().total_peak, 0u);
 }
 
+TEST(Allocator, IntervalPeaksAreASecondWindowThatResetPeakLeavesAlone) {
+  Allocator alloc;
+  const auto act = static_cast<int>(MemCategory::activations);
+  const auto ws = static_cast<int>(MemCategory::workspace);
+  Buffer p = alloc.allocate(1024, MemCategory::params, "p");
+  { Buffer big = alloc.allocate(8192, MemCategory::activations, "big"); }
+  alloc.start_interval();
+  MemStats s = alloc.stats();
+  EXPECT_EQ(s.interval_peak, 1024u);  // the interval starts at the current state
+  EXPECT_EQ(s.total_peak, 1024u + 8192u);
+  Buffer a = alloc.allocate(2048, MemCategory::activations, "a");
+  { Buffer w = alloc.allocate(512, MemCategory::workspace, "w"); }
+  { Buffer w = alloc.allocate(256, MemCategory::workspace, "w"); }
+  s = alloc.stats();
+  EXPECT_EQ(s.interval_peak, 1024u + 2048u + 512u);
+  EXPECT_EQ(s.at_interval_peak[act], 2048u);
+  EXPECT_EQ(s.at_interval_peak[ws], 512u);
+  EXPECT_EQ(s.interval_category_peak[act], 2048u);
+  EXPECT_EQ(s.interval_category_peak[ws], 512u);
+  // reset_peak's window and the interval are independent.
+  alloc.reset_peak();
+  EXPECT_EQ(alloc.stats().interval_peak, 1024u + 2048u + 512u);
+  alloc.start_interval();
+  s = alloc.stats();
+  EXPECT_EQ(s.interval_peak, 1024u + 2048u);
+  EXPECT_EQ(s.interval_category_peak[ws], 0u);
+  EXPECT_EQ(s.total_peak, 1024u + 2048u);
+}
+
 TEST(Allocator, EnforcesBudgetWithBreakdown) {
   Allocator alloc(Device::cpu, 10000);
   Buffer p = alloc.allocate(6000, MemCategory::params, "wte");

@@ -1,16 +1,24 @@
 // The allocator sees every large buffer of a training step: the growth of the process's
 // peak resident memory over model creation and two steps matches the bytes the
 // allocator took from the system. In steady state a step takes no new memory from the
-// system and causes (almost) no page faults.
+// system and causes (almost) no page faults. The fixed part that `adacc train` and
+// `adacc plan` predict before allocating (training_fixed_bytes) is what the model, the
+// optimizer and the batch really take, per category, and the trainer's measured peak is
+// the memory model's prediction from it.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <string>
 
 #include "adacc/model/gpt2.h"
+#include "adacc/plan/policy.h"
+#include "adacc/runtime/memory_model.h"
 #include "adacc/runtime/step_executor.h"
 #include "adacc/train/adamw_optimizer.h"
+#include "adacc/train/trainer.h"
 
 namespace adacc {
 namespace {
@@ -99,6 +107,66 @@ TEST(StepMemory, AllocatorSeesEveryLargeBufferAndSteadyStateTakesNoNewMemory) {
   std::printf("steady-state step: %ld minor page faults (%zu pages held)\n", faults,
               s3.reserved / 4096);
   EXPECT_LT(faults, static_cast<long>(s3.reserved / 4096 / 100));
+}
+
+// What the trainer allocates before its first step, through the same constructors:
+// parameters and gradients (the model), the AdamW moments (the optimizer), the batch's
+// tokens and targets.
+TEST(StepMemory, FixedPartIsWhatModelOptimizerAndBatchAllocate) {
+  for (const char* spec : {"L=2,C=32,H=2,V=100,T=64", "L=3,C=48,H=3,V=257,T=40"}) {
+    const model::ModelConfig cfg = model::parse_config(spec);
+    const int B = 3, T = 20;
+    Allocator alloc;
+    model::Gpt2 gpt(cfg, alloc);
+    Tensor tokens = Tensor::empty(alloc, {B, T}, DType::int32, MemCategory::activations, "tokens");
+    Tensor targets =
+        Tensor::empty(alloc, {B, T}, DType::int32, MemCategory::activations, "targets");
+    EXPECT_EQ(alloc.stats().current, runtime::training_fixed_bytes(cfg, B, T, false)) << spec;
+    train::AdamWOptimizer opt(cfg, alloc, ops::AdamWConfig{});
+    EXPECT_EQ(alloc.stats().current, runtime::training_fixed_bytes(cfg, B, T)) << spec;
+  }
+}
+
+// Through the trainer itself: the peak it measures over its first step (model, optimizer,
+// batch, the step and the update) is the peak the memory model predicts on top of
+// training_fixed_bytes, for plans that keep, recompute and compress, with 1 and 2 threads.
+TEST(StepMemory, TrainersMeasuredPeakIsThePredictionOnTheFixedPart) {
+  namespace fs = std::filesystem;
+  const fs::path dir =
+      fs::temp_directory_path() / ("adacc_step_memory_test_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const fs::path data = dir / "data.txt";
+  {
+    std::ofstream out(data, std::ios::binary);
+    for (int i = 0; i < 20; ++i) out << "the quick brown fox jumps over the lazy dog. ";
+  }
+  for (const char* policy : {"none", "full", "compress"}) {
+    for (int threads : {1, 2}) {
+      train::TrainOptions o;
+      o.data = data;
+      o.model = "L=2,C=32,H=2,V=256,T=32";
+      o.batch = 2;
+      o.seq = 16;
+      o.steps = 1;
+      o.val_fraction = 0;
+      o.threads = threads;
+      o.policy = policy;
+      std::size_t measured = 0;
+      train::TrainCallbacks cb;
+      cb.on_step = [&](const train::StepReport& r) { measured = r.peak_bytes; };
+      train::train(o, cb);
+
+      model::ModelConfig cfg = model::parse_config(o.model);
+      cfg.attention = o.attention;
+      const model::StepGraph graph = model::build_gpt2_graph(cfg, o.batch, o.seq);
+      const runtime::MemoryPrediction p =
+          runtime::predict_step_memory(graph, plan::plan_for_policy(graph, policy), threads,
+                                       runtime::training_fixed_bytes(cfg, o.batch, o.seq));
+      EXPECT_EQ(measured, p.total_peak)
+          << policy << ", " << threads << " threads (predicted at the " << p.where << ")";
+    }
+  }
+  fs::remove_all(dir);
 }
 
 }  // namespace

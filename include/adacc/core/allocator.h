@@ -46,6 +46,12 @@ struct MemStats {
   std::size_t reserved = 0;  // bytes held from the system: live + cached
   std::size_t reserved_peak = 0;
   std::size_t system_allocations = 0;  // blocks requested from the system so far
+  // Since the last start_interval() (a second window, which reset_peak does not touch:
+  // the step timeline's, see runtime/step_timeline.h): the highest total, each category
+  // when the total reached it, and each category's own highest.
+  std::size_t interval_peak = 0;
+  std::array<std::size_t, kMemCategories> at_interval_peak{};
+  std::array<std::size_t, kMemCategories> interval_category_peak{};
 
   std::size_t current_of(MemCategory c) const { return current[static_cast<int>(c)]; }
   std::size_t peak_of(MemCategory c) const { return peak[static_cast<int>(c)]; }
@@ -104,6 +110,8 @@ class Allocator {
   MemStats stats() const;
   // Starts a new peak window: every peak becomes the current value.
   void reset_peak();
+  // Starts a new interval (MemStats::interval_*): its peaks become the current values.
+  void start_interval();
   // Returns every cached (free) block to the system.
   void release_cache();
 

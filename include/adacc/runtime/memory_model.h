@@ -1,8 +1,10 @@
 // The memory model: predicts, from the step graph, tensor sizes, the kernels' declared
-// workspace and a Plan, the allocator's peak bytes over one step — per category, in total,
-// and where it happens (the forward or backward of which op). It follows the executor's
-// own schedule (step_schedule.h) on byte counts instead of tensors, so prediction and
-// execution agree on what is alive when.
+// workspace and a Plan, the allocator's bytes over one step — per category, after every
+// event of the step schedule (the step's timeline, step_timeline.h), and from it the peak,
+// in total and per category, and where it happens (the forward or backward of which op).
+// It follows the executor's own schedule (step_schedule.h) on byte counts instead of
+// tensors, so prediction and execution agree on what is alive when; the timeline is what
+// tests compare with the executor's measured one, point by point.
 #pragma once
 
 #include <array>
@@ -13,6 +15,7 @@
 #include "adacc/model/config.h"
 #include "adacc/model/step_graph.h"
 #include "adacc/runtime/plan.h"
+#include "adacc/runtime/step_timeline.h"
 
 namespace adacc::runtime {
 
@@ -35,8 +38,20 @@ std::array<std::size_t, kMemCategories> training_fixed_bytes(const model::ModelC
                                                              int batch, int seq,
                                                              bool with_optimizer = true);
 
-// Predicts one step (training: forward and backward; eval: forward) under `plan` with
-// `threads` threads, on top of `fixed` bytes per category held throughout.
+// Predicts the timeline of one step (training: forward and backward; eval: forward) under
+// `plan` with `threads` threads, on top of `fixed` bytes per category held throughout:
+// the points StepExecutor records with set_timeline_recording(true), from "before the
+// step" to "after the step".
+StepTimeline predict_step_timeline(const model::StepGraph& graph, const Plan& plan, int threads,
+                                   const std::array<std::size_t, kMemCategories>& fixed,
+                                   model::Pass pass = model::Pass::train);
+
+// The peak of a timeline (its highest point, the first if several) as a prediction, with
+// `fixed` the bytes it held throughout.
+MemoryPrediction timeline_peak(const StepTimeline& timeline,
+                               const std::array<std::size_t, kMemCategories>& fixed);
+
+// The peak of predict_step_timeline's timeline.
 MemoryPrediction predict_step_memory(const model::StepGraph& graph, const Plan& plan, int threads,
                                      const std::array<std::size_t, kMemCategories>& fixed,
                                      model::Pass pass = model::Pass::train);

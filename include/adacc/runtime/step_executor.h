@@ -17,6 +17,7 @@
 #include "adacc/model/param_set.h"
 #include "adacc/model/step_graph.h"
 #include "adacc/runtime/plan.h"
+#include "adacc/runtime/step_timeline.h"
 
 namespace adacc::runtime {
 
@@ -54,11 +55,24 @@ class StepExecutor {
   void set_profiling(bool on) { profiling_ = on; }
   const std::vector<OpTiming>& op_timings() const { return timings_; }
 
+  // When on, forward_backward and forward record the step's memory timeline from the
+  // context's allocator: a point before the step, after every schedule event and after
+  // the step (step_timeline.h; predict_step_timeline predicts the same points). Off by
+  // default. The allocator's interval (Allocator::start_interval) is the recorder's while
+  // a recorded step runs.
+  void set_timeline_recording(bool on) { recording_ = on; }
+  // The timeline of the last recorded step (empty if none was).
+  const StepTimeline& timeline() const { return timeline_; }
+
  private:
   class Env;
   class Store;
   // Runs the forward of ops [0, n_forward) and, when training, the whole backward.
   float run(Env& env, int n_forward);
+  // A timeline point now (when recording), and a new allocator interval.
+  void record(std::string label);
+  // forward_backward or forward, recorded as one timeline when recording is on.
+  float recorded_step(model::Pass pass, const Tensor& tokens, const Tensor& targets);
 
   const model::StepGraph& graph_;
   const model::ParamSet& params_;
@@ -68,6 +82,8 @@ class StepExecutor {
   std::vector<model::TensorLifetime> life_;
   bool profiling_ = false;
   std::vector<OpTiming> timings_;
+  bool recording_ = false;
+  StepTimeline timeline_;
 };
 
 }  // namespace adacc::runtime
