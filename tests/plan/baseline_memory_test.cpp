@@ -19,6 +19,7 @@
 #include "adacc/runtime/step_executor.h"
 #include "reference/test_util.h"
 #include "runtime/memory_timeline_check.h"
+#include "support/random_batch.h"
 
 namespace adacc::plan {
 namespace {

@@ -22,6 +22,7 @@
 #include "adacc/runtime/step_executor.h"
 #include "memory_timeline_check.h"
 #include "reference/test_util.h"
+#include "support/random_batch.h"
 
 namespace adacc::runtime {
 namespace {
