@@ -1,9 +1,9 @@
 // The allocator sees every large buffer of a training step: the growth of the process's
 // peak resident memory over model creation and two steps matches the bytes the
 // allocator took from the system. In steady state a step takes no new memory from the
-// system and causes (almost) no page faults. The fixed part that `adacc train` and
-// `adacc plan` predict before allocating (training_fixed_bytes) is what the model, the
-// optimizer and the batch really take, per category, and the trainer's measured peak is
+// system and causes at most a handful of page faults (64 allowed, 0 measured). The fixed part that
+// `adacc train` and `adacc plan` predict before allocating (training_fixed_bytes) is what the
+// model, the optimizer and the batch really take, per category, and the trainer's measured peak is
 // the memory model's prediction from it.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
@@ -106,7 +106,13 @@ TEST(StepMemory, AllocatorSeesEveryLargeBufferAndSteadyStateTakesNoNewMemory) {
   EXPECT_EQ(s3.system_allocations, s.system_allocations);
   std::printf("steady-state step: %ld minor page faults (%zu pages held)\n", faults,
               s3.reserved / 4096);
-  EXPECT_LT(faults, static_cast<long>(s3.reserved / 4096 / 100));
+  // The allocator's own blocks fault no more (0 measured on ~59,000 held pages); a few
+  // faults are allowed for what it does not own (the matmul library's scratch, small
+  // heap objects). Under AddressSanitizer every small heap object comes from fresh
+  // quarantined memory, so the bound holds only in the non-sanitized builds.
+#if !defined(__SANITIZE_ADDRESS__)
+  EXPECT_LE(faults, 64);
+#endif
 }
 
 // What the trainer allocates before its first step, through the same constructors:

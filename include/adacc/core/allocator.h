@@ -4,7 +4,8 @@
 // compressed activations, workspace) comes from here, so that a plan's predicted peak
 // and the measured peak can be compared, and so that the budget is enforced the same
 // way on a CPU as on a GPU. Freed blocks are cached by size and handed out again, so a
-// training step in steady state neither calls the system allocator nor page-faults.
+// training step in steady state neither calls the system allocator nor page-faults on
+// the blocks it holds.
 //
 // Accounting is by request (rounded up to kAlignment); the bytes the cache holds from
 // the system are reported separately as `reserved`.
