@@ -26,7 +26,6 @@ struct CommandResult {
 
 class AdaccCli : public ::testing::Test {
  protected:
-
   static std::string slurp(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
     std::stringstream ss;

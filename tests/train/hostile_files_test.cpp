@@ -12,7 +12,6 @@
 #include <string>
 #include <vector>
 
-#include "support/temp_dir.h"
 #include "adacc/core/allocator.h"
 #include "adacc/core/error.h"
 #include "adacc/model/param_set.h"
@@ -20,6 +19,7 @@
 #include "adacc/train/data.h"
 #include "adacc/train/safetensors.h"
 #include "support/expect_error.h"
+#include "support/temp_dir.h"
 
 namespace adacc::train {
 namespace {
@@ -28,7 +28,6 @@ namespace fs = std::filesystem;
 
 class HostileFiles : public ::testing::Test {
  protected:
-
   fs::path write(const std::string& name, const std::string& content) {
     std::ofstream(dir_ / name, std::ios::binary) << content;
     return dir_ / name;

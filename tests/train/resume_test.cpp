@@ -14,10 +14,10 @@
 #include <sstream>
 #include <vector>
 
-#include "support/temp_dir.h"
 #include "adacc/train/checkpoint.h"
 #include "adacc/train/sampler.h"
 #include "adacc/train/trainer.h"
+#include "support/temp_dir.h"
 
 namespace adacc::train {
 namespace {
@@ -26,7 +26,6 @@ namespace fs = std::filesystem;
 
 class ResumeTest : public ::testing::Test {
  protected:
-
   // `repeats` pangrams of 45 bytes: 8 give 5 batches of 4x16 per epoch.
   fs::path write_data(int repeats) {
     std::string text;

@@ -1,10 +1,10 @@
 // The allocator sees every large buffer of a training step: the growth of the process's
 // peak resident memory over model creation and two steps matches the bytes the
 // allocator took from the system. In steady state a step takes no new memory from the
-// system and causes at most a handful of page faults (64 allowed, 0 measured). The fixed part that
-// `adacc train` and `adacc plan` predict before allocating (training_fixed_bytes) is what the
-// model, the optimizer and the batch really take, per category, and the trainer's measured peak is
-// the memory model's prediction from it.
+// system and causes at most a handful of page faults (64 allowed, 0 measured). The fixed
+// part that `adacc train` and `adacc plan` predict before allocating
+// (training_fixed_bytes) is what the model, the optimizer and the batch really take, per
+// category, and the trainer's measured peak is the memory model's prediction from it.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <unistd.h>

@@ -2,8 +2,8 @@
 // reproduces the uninterrupted run's losses bit for bit; gradients above --grad-clip are
 // scaled to it (and only those, and none when it is 0); bad inputs are rejected with
 // one-line errors before anything is written. (More on resume: resume_test.cpp.)
-#include "support/temp_dir.h"
 #include "adacc/train/trainer.h"
+#include "support/temp_dir.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -24,7 +24,6 @@ namespace fs = std::filesystem;
 
 class TrainerTest : public ::testing::Test {
  protected:
-
   fs::path write_text(const std::string& name, const std::string& text) {
     const fs::path p = dir_ / name;
     std::ofstream(p, std::ios::binary) << text;
