@@ -4,7 +4,6 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
-#include <csignal>
 #include <cstdio>
 #include <set>
 #include <string>
@@ -20,32 +19,9 @@
 #include "adacc/train/trainer.h"
 #include "codecs_command.h"
 #include "progress.h"
+#include "stop_signals.h"
 
 namespace {
-
-// The one piece of process-wide state: set by SIGINT (Ctrl-C) or SIGTERM (what Slurm,
-// Kubernetes and `timeout` send) so that training stops at the next step boundary and
-// saves, and sampling stops before its next token (a signal handler can reach nothing
-// else). A second signal ends the process at once. An interrupted command exits with
-// 128 + the signal's number (130, 143), as a shell reports a process killed by it.
-std::atomic<bool> g_interrupted{false};
-std::atomic<int> g_signal{0};
-
-extern "C" void on_stop_signal(int sig) {
-  g_signal.store(sig);
-  g_interrupted.store(true);
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
-}
-
-void catch_stop_signals() {
-  std::signal(SIGINT, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
-}
-
-int interrupted_exit_code() {
-  return 128 + g_signal.load();
-}
 
 struct TrainArgs {
   CLI::App* command = nullptr;
@@ -145,7 +121,7 @@ std::set<std::string> given_flags(const CLI::App& command) {
   return given;
 }
 
-int run_train(TrainArgs& a) {
+int run_train(TrainArgs& a, adacc::cli::StopSignals& stop) {
   using namespace adacc;
   auto& o = a.options;
   if (!o.resume.empty()) {
@@ -194,8 +170,8 @@ int run_train(TrainArgs& a) {
   cb.on_step = [&](const train::StepReport& r) { progress.step(r); };
   cb.on_validation = [&](const train::ValReport& v) { progress.validation(v); };
   cb.on_message = [&](const std::string& m) { progress.message(m); };
-  cb.interrupt = &g_interrupted;
-  catch_stop_signals();
+  cb.interrupt = stop.flag();
+  stop.arm();
   const train::TrainResult r = train::train(o, cb);
   progress.finish();
   std::printf("%s: %lld steps in %s, last loss %.4f",
@@ -215,7 +191,7 @@ int run_train(TrainArgs& a) {
   }
   if (r.stop == train::StopReason::interrupted) {
     std::fflush(stdout);
-    return interrupted_exit_code();
+    return stop.exit_code();
   }
   if (a.sample_tokens > 0 && !r.out_dir.empty() && finished) {
     train::SampleOptions s;
@@ -224,14 +200,14 @@ int run_train(TrainArgs& a) {
     s.tokens = a.sample_tokens;
     s.threads = o.threads;
     s.seed = o.seed;
-    s.interrupt = &g_interrupted;
+    s.interrupt = stop.flag();
     std::printf("sample:\n");
     train::sample(s, [](std::string_view piece) {
       std::fwrite(piece.data(), 1, piece.size(), stdout);
       std::fflush(stdout);
     });
     std::printf("\n");
-    if (g_interrupted.load()) return interrupted_exit_code();
+    if (stop.requested()) return stop.exit_code();
   }
   return 0;
 }
@@ -252,16 +228,16 @@ void add_sample_command(CLI::App& app, adacc::train::SampleOptions& s) {
                 "The BPE model the model was trained with");
 }
 
-int run_sample(adacc::train::SampleOptions& s) {
-  s.interrupt = &g_interrupted;
-  catch_stop_signals();
+int run_sample(adacc::train::SampleOptions& s, adacc::cli::StopSignals& stop) {
+  s.interrupt = stop.flag();
+  stop.arm();
   std::fwrite(s.prompt.data(), 1, s.prompt.size(), stdout);
   adacc::train::sample(s, [](std::string_view piece) {
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
   });
   std::printf("\n");
-  return g_interrupted.load() ? interrupted_exit_code() : 0;
+  return stop.requested() ? stop.exit_code() : 0;
 }
 
 struct PlanArgs {
@@ -360,6 +336,7 @@ int run_plan(const PlanArgs& a) {
 // What may escape is CLI11's error while the app is built (a programming error, before any
 // input is read) or bad_alloc; std::terminate reporting it is the right outcome.
 int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
+  adacc::cli::StopSignals stop;    // first: before any thread starts
   CLI::App app{"adacc: train GPT-2 language models under a hard memory budget"};
   app.require_subcommand(1);
   // A flag given twice takes its last value, so scripts can append overrides.
@@ -386,8 +363,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
     return 2;
   }
   try {
-    if (app.got_subcommand("train")) return run_train(train_args);
-    if (app.got_subcommand("sample")) return run_sample(sample_options);
+    if (app.got_subcommand("train")) return run_train(train_args, stop);
+    if (app.got_subcommand("sample")) return run_sample(sample_options, stop);
     if (app.got_subcommand("plan")) return run_plan(plan_args);
     if (app.got_subcommand("codecs")) return adacc::cli::run_codecs(codecs_args);
   } catch (const adacc::Error& e) {
