@@ -253,6 +253,24 @@ TEST_F(RunSafety, StopSignalsReachNoComputeThreadOfATrainingRun) {
   EXPECT_EQ(exit_code_of(pid), 128 + SIGTERM) << slurp(dir_ / "bg.err");
 }
 
+// The first signal asks for a stop at the next step boundary; a second one ends the
+// process at once, as its default action does (killed by it: no save, no summary).
+// SIGINT then SIGTERM, sent together: different signals are both delivered, in order.
+TEST_F(RunSafety, ASecondSignalEndsTheRunAtOnce) {
+  const fs::path run = dir_ / "run";
+  const fs::path metrics = dir_ / "m.jsonl";
+  const pid_t pid = start(train_args(run, 100000) + " --metrics " + metrics.string());
+  ASSERT_TRUE(wait_for([&] { return slurp(metrics).find("\"step\":2") != std::string::npos; }, 60));
+  ::kill(pid, SIGINT);
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM)
+      << "exited with " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1) << "\n"
+      << slurp(dir_ / "bg.out");
+  EXPECT_EQ(slurp(dir_ / "bg.out").find("interrupted"), std::string::npos);
+}
+
 TEST_F(RunSafety, CtrlCDuringTheFinalSampleStopsAtOnce) {
   const fs::path run = dir_ / "run";
   const pid_t pid = start(train_args(run, 2) + " --sample 1000000");
