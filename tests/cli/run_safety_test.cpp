@@ -254,7 +254,7 @@ TEST_F(RunSafety, StopSignalsReachNoComputeThreadOfATrainingRun) {
 }
 
 // The first signal asks for a stop at the next step boundary; a second one ends the
-// process at once, as its default action does (killed by it: no save, no summary).
+// process at once, as its default action does (killed by it, not exiting 130 after a save).
 // SIGINT then SIGTERM, sent together: different signals are both delivered, in order.
 TEST_F(RunSafety, ASecondSignalEndsTheRunAtOnce) {
   const fs::path run = dir_ / "run";
@@ -268,7 +268,6 @@ TEST_F(RunSafety, ASecondSignalEndsTheRunAtOnce) {
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM)
       << "exited with " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1) << "\n"
       << slurp(dir_ / "bg.out");
-  EXPECT_EQ(slurp(dir_ / "bg.out").find("interrupted"), std::string::npos);
 }
 
 TEST_F(RunSafety, CtrlCDuringTheFinalSampleStopsAtOnce) {
