@@ -44,12 +44,21 @@ std::string first_difference(const StepTimeline& a, const StepTimeline& b,
   for (std::size_t k = 0; k < std::min(a.size(), b.size()); ++k) {
     const TimelinePoint& x = a[k];
     const TimelinePoint& y = b[k];
-    const std::string where = "point " + std::to_string(k) + " '" + x.label + "'";
-    if (x.label != y.label) return where + ": labelled '" + y.label + "' in the " + b_name;
+    std::string where = "point " + std::to_string(k) + " '" + x.label + "'";
+    if (x.label != y.label) {
+      where += ": labelled '";
+      where += y.label;
+      where += "' in the ";
+      where += b_name;
+      return where;
+    }
     std::string diff;
     auto add = [&](const std::string& what, const std::string& text) {
       if (text.empty()) return;
-      diff += (diff.empty() ? "" : "; ") + what + ": " + text;
+      if (!diff.empty()) diff += "; ";
+      diff += what;
+      diff += ": ";
+      diff += text;
     };
     add("live after", differing_categories(x.live, y.live));
     if (x.peak != y.peak) {
@@ -57,7 +66,12 @@ std::string first_difference(const StepTimeline& a, const StepTimeline& b,
     }
     add("at that peak", differing_categories(x.at_peak, y.at_peak));
     add("each category's own peak", differing_categories(x.category_peak, y.category_peak));
-    if (!diff.empty()) return where + sides + ": " + diff;
+    if (!diff.empty()) {
+      where += sides;
+      where += ": ";
+      where += diff;
+      return where;
+    }
   }
   if (a.size() != b.size()) {
     const StepTimeline& longer = a.size() > b.size() ? a : b;
