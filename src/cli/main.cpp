@@ -1,10 +1,11 @@
-// adacc's command line: `adacc train`, `adacc sample`, `adacc plan`, `adacc codecs`. Library errors
+// adacc's command line: `adacc train`, `sample`, `plan`, `profile`, `bench`, `codecs`. Library errors
 // arrive as adacc::Error exceptions and leave here as one line on stderr and exit code 1.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <cstdio>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -12,11 +13,16 @@
 #include "adacc/core/error.h"
 #include "adacc/model/gpt2.h"
 #include "adacc/plan/plan_io.h"
+#include "adacc/plan/milp_planner.h"
+#include "adacc/plan/plan_report.h"
 #include "adacc/plan/policy.h"
+#include "adacc/plan/policy_planner.h"
 #include "adacc/train/checkpoint.h"
 #include "adacc/train/run_options.h"
 #include "adacc/train/sampler.h"
+#include "adacc/train/step_costs_source.h"
 #include "adacc/train/trainer.h"
+#include "bench_command.h"
 #include "codecs_command.h"
 #include "progress.h"
 #include "stop_signals.h"
@@ -86,10 +92,19 @@ void add_train_command(CLI::App& app, TrainArgs& a) {
                 "above the fixed part (30%); default: what the machine has (its physical "
                 "memory, or the cgroup's memory limit when lower)");
   c->add_option("--policy", o.policy,
-                "Memory policy: none, full, selective, llmc, every-K, compress, compress-CODEC, "
-                "or a plan file: a path ending in .json or containing / (./full is the file, "
-                "full the baseline)")
+                "Memory policy: adacc (keep, compress or recompute each tensor, chosen by an "
+                "exact MILP from costs measured on this machine, within --budget), checkmate "
+                "(the same, recompute only), none, full, selective, llmc, every-K, compress, "
+                "compress-CODEC, or a plan file: a path ending in .json or containing / "
+                "(./full is the file, full the baseline)")
       ->capture_default_str();
+  c->add_option("--tolerance", o.tolerance,
+                "adacc: the largest relative gradient error a codec may cause on a tensor "
+                "(default " +
+                    std::to_string(adacc::plan::kDefaultTolerance) + ")");
+  c->add_option("--profile", o.profile,
+                "adacc, checkmate: costs from this profile (adacc profile --out); default: the "
+                "cached profile of this shape, else one measured now");
   c->add_option("--val-fraction", o.val_fraction, "Share of the data held out for validation")
       ->capture_default_str();
   c->add_option("--val-every", o.val_every, "Validate every N steps (0: only at the end)")
@@ -250,6 +265,10 @@ struct PlanArgs {
   std::string attention = "flash";
   std::string out;
   bool table = false;
+  bool explain = false;
+  double tolerance = -1;  // -1: plan::kDefaultTolerance
+  std::string profile;
+  std::string export_mps, export_lp;
 };
 
 void add_plan_command(CLI::App& app, PlanArgs& a) {
@@ -260,10 +279,27 @@ void add_plan_command(CLI::App& app, PlanArgs& a) {
   c->add_option("--batch", a.batch, "Sequences per batch (B)")->capture_default_str();
   c->add_option("--seq", a.seq, "Tokens per sequence (T)")->capture_default_str();
   c->add_option("--policy", a.policy,
-                "none, full, selective, llmc, every-K, compress, compress-CODEC, or a plan file: "
-                "a path ending in .json or containing /")
+                "adacc (keep/compress/recompute per tensor by an exact MILP over measured "
+                "costs), checkmate (the same, recompute only), none, full, selective, llmc, "
+                "every-K, compress, compress-CODEC, or a plan file: a path ending in .json or "
+                "containing /")
       ->capture_default_str();
-  c->add_option("--budget", a.budget, "Check the plan against this budget (6GiB or 30%)");
+  c->add_option("--budget", a.budget,
+                "Memory budget (6GiB or 30%): adacc and checkmate plan within it, other "
+                "policies are checked against it");
+  c->add_option("--tolerance", a.tolerance,
+                "Largest relative gradient error a codec may cause on a tensor for adacc to use "
+                "it there (default " +
+                    std::to_string(adacc::plan::kDefaultTolerance) + ")");
+  c->add_option("--profile", a.profile,
+                "Costs from this profile (adacc profile --out) instead of the cache or a new "
+                "profile");
+  c->add_flag("--explain", a.explain,
+              "Per saved tensor: the plan's choice and every choice's bytes saved per ms");
+  c->add_option("--export-mps", a.export_mps,
+                "adacc/checkmate: write the MILP solved to this file (free MPS)");
+  c->add_option("--export-lp", a.export_lp,
+                "adacc/checkmate: write the MILP solved to this file (CPLEX LP)");
   c->add_option("--threads", a.threads, "Threads the step would use (0: all cores)")
       ->capture_default_str();
   c->add_option("--attention", a.attention, "flash or naive")->capture_default_str();
@@ -298,34 +334,107 @@ int run_plan(const PlanArgs& a) {
   } else if (a.attention != "flash") {
     throw InvalidArgument("[plan] --attention must be flash or naive, not '" + a.attention + "'");
   }
+  const bool cost_based = plan::is_cost_based_policy(a.policy);
+  if (!cost_based && (!a.export_mps.empty() || !a.export_lp.empty())) {
+    throw InvalidArgument("[plan] --export-mps and --export-lp write the MILP of --policy adacc "
+                          "or checkmate; policy '" + a.policy + "' solves none");
+  }
+  const double tolerance = a.tolerance < 0 ? plan::kDefaultTolerance : a.tolerance;
   const int threads = Context::resolve_threads(a.threads);
   const model::StepGraph graph = model::build_gpt2_graph(cfg, a.batch, a.seq);
   const auto fixed = runtime::training_fixed_bytes(cfg, a.batch, a.seq);
-  const runtime::Plan plan = plan::plan_for_policy(graph, a.policy);
-  const runtime::MemoryPrediction p = runtime::predict_step_memory(graph, plan, threads, fixed);
   std::printf("model: %s, batch %d x %d, %d threads, %s attention\n", cfg.describe().c_str(),
               a.batch, a.seq, threads, a.attention.c_str());
   std::printf("fixed: %s\n", category_line(fixed).c_str());
+  std::fflush(stdout);
+
+  // Costs: needed by adacc and checkmate, and by --explain; otherwise only used when a
+  // profile is given (then every policy's predicted time is printed too).
+  std::optional<plan::StepCosts> costs;
+  const plan::PolicyPlanner bare(graph, threads, fixed, nullptr, tolerance);
+  std::size_t budget = Allocator::kUnlimited;
+  if (!a.budget.empty()) budget = bare.resolve(plan::parse_budget(a.budget));
+  if (cost_based || a.explain || !a.profile.empty()) {
+    train::CostsRequest request;
+    request.config = cfg;
+    request.batch = a.batch;
+    request.seq = a.seq;
+    request.threads = threads;
+    request.profile_file = a.profile;
+    request.budget = budget;
+    costs = train::costs_for_run(graph, request, [](const std::string& line) {
+      std::fprintf(stderr, "plan: %s\n", line.c_str());
+    });
+  }
+  const plan::PolicyPlanner planner(graph, threads, fixed, costs ? &*costs : nullptr, tolerance);
+
+  if (cost_based) {
+    plan::MilpOptions options;
+    options.budget = budget;
+    options.fixed = fixed;
+    options.threads = threads;
+    options.tolerance = tolerance;
+    options.codecs = a.policy == "adacc";
+    if (!a.export_mps.empty()) {
+      plan::export_milp(graph, *costs, options, a.export_mps, plan::MilpFormat::mps);
+      std::printf("MILP written to %s (free MPS)\n", a.export_mps.c_str());
+    }
+    if (!a.export_lp.empty()) {
+      plan::export_milp(graph, *costs, options, a.export_lp, plan::MilpFormat::lp);
+      std::printf("MILP written to %s (CPLEX LP)\n", a.export_lp.c_str());
+    }
+  }
+  const plan::ChosenPlan chosen = planner.choose(a.policy, budget);
+  const runtime::MemoryPrediction& p = chosen.memory;
   std::printf("policy '%s': predicted peak %s (%zu bytes) at the %s\n", a.policy.c_str(),
               format_bytes(p.total_peak).c_str(), p.total_peak, p.where.c_str());
   std::printf("  at the peak: %s\n", category_line(p.at_peak).c_str());
-  std::printf("baselines (predicted peak; step part above the fixed part):\n");
-  for (const char* name : {"none", "selective", "llmc", "full", "every-2", "compress"}) {
-    const runtime::MemoryPrediction b =
-        runtime::predict_step_memory(graph, plan::plan_for_policy(graph, name), threads, fixed);
-    std::printf("  %-10s %12s  (%s)\n", name, format_bytes(b.total_peak).c_str(),
-                format_bytes(b.step_peak()).c_str());
+  if (chosen.solved) {
+    std::printf("  solved by CBC in %.3f s to objective %.6f s (predicted step %.2f ms), "
+                "proven gap %.4g%%%s\n",
+                chosen.solve_seconds, chosen.predicted_seconds - costs->keep_all_seconds(),
+                chosen.predicted_seconds * 1e3, 100 * chosen.gap,
+                chosen.proven_optimal ? " (optimal)" : "");
   }
-  if (a.table) std::printf("\n%s", plan::format_plan_table(graph, plan).c_str());
+  if (chosen.predicted_seconds >= 0) {
+    const double none_s = costs->keep_all_seconds();
+    std::printf("  predicted step time %.2f ms, %.3fx none's %.2f ms\n",
+                chosen.predicted_seconds * 1e3, chosen.predicted_seconds / none_s, none_s * 1e3);
+  }
+  std::printf("%s", plan::format_role_summary(graph, chosen.plan).c_str());
+  std::printf("policies (predicted peak; step part above the fixed part%s):\n",
+              costs ? "; predicted step time" : "");
+  for (const std::string& name : plan::compared_policies()) {
+    if (plan::is_cost_based_policy(name) && !costs) continue;
+    std::string line;
+    try {
+      const plan::ChosenPlan b =
+          planner.choose(name, plan::is_cost_based_policy(name) ? budget : Allocator::kUnlimited);
+      char buf[200];
+      std::snprintf(buf, sizeof buf, "  %-10s %12s  (%s)", name.c_str(),
+                    format_bytes(b.memory.total_peak).c_str(),
+                    format_bytes(b.memory.step_peak()).c_str());
+      line = buf;
+      if (b.predicted_seconds >= 0) {
+        std::snprintf(buf, sizeof buf, "  %9.2f ms", b.predicted_seconds * 1e3);
+        line += buf;
+      }
+      if (b.memory.total_peak > budget) line += "  over the budget";
+    } catch (const PlanInfeasible&) {
+      line = "  " + name + ": no plan within the budget; smallest feasible " +
+             format_bytes(planner.smallest_budget(name));
+    }
+    std::printf("%s\n", line.c_str());
+  }
+  if (a.table) std::printf("\n%s", plan::format_plan_table(graph, chosen.plan).c_str());
+  if (a.explain) {
+    std::printf("\n%s", plan::format_explanation(graph, chosen.plan, *costs, tolerance).c_str());
+  }
   if (!a.out.empty()) {
-    plan::save_plan_file(plan, graph, a.out);
+    plan::save_plan_file(chosen.plan, graph, a.out);
     std::printf("plan written to %s\n", a.out.c_str());
   }
-  if (!a.budget.empty()) {
-    const std::size_t budget = plan::resolve_budget(
-        plan::parse_budget(a.budget),
-        runtime::predict_step_memory(graph, runtime::keep_all_plan(graph), threads, fixed));
-    plan::check_fits(p, budget, a.policy);
+  if (budget != Allocator::kUnlimited) {
     std::printf("fits in the budget of %s (%zu bytes)\n", format_bytes(budget).c_str(), budget);
   }
   return 0;
@@ -349,6 +458,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   add_plan_command(app, plan_args);
   adacc::cli::CodecsArgs codecs_args;
   adacc::cli::add_codecs_command(app, codecs_args);
+  adacc::cli::BenchArgs bench_args;
+  adacc::cli::add_bench_command(app, bench_args);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -367,6 +478,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
     if (app.got_subcommand("sample")) return run_sample(sample_options, stop);
     if (app.got_subcommand("plan")) return run_plan(plan_args);
     if (app.got_subcommand("codecs")) return adacc::cli::run_codecs(codecs_args);
+    if (app.got_subcommand("bench")) return adacc::cli::run_bench(bench_args);
   } catch (const adacc::Error& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "adacc: %s\n", e.what());

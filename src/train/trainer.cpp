@@ -1,6 +1,7 @@
 // The training loop (see trainer.h).
 #include "adacc/train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -10,7 +11,9 @@
 #include "adacc/core/error.h"
 #include "adacc/model/gpt2.h"
 #include "adacc/ops/vector_math.h"
+#include "adacc/plan/plan_report.h"
 #include "adacc/plan/policy.h"
+#include "adacc/plan/policy_planner.h"
 #include "adacc/runtime/memory_model.h"
 #include "adacc/runtime/step_executor.h"
 #include "adacc/train/adamw_optimizer.h"
@@ -19,6 +22,7 @@
 #include "adacc/train/metrics_log.h"
 #include "adacc/train/run_directory.h"
 #include "adacc/train/run_options.h"
+#include "adacc/train/step_costs_source.h"
 
 namespace adacc::train {
 
@@ -186,17 +190,45 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
   if (request && !request->percent) check_fixed_fits(request->bytes, cfg, "budget");
   if (machine.bytes > 0) check_fixed_fits(machine.bytes, cfg, machine.source);
   const model::StepGraph graph = model::build_gpt2_graph(cfg, o.batch, o.seq);
-  const runtime::Plan plan = plan::plan_for_policy(graph, o.policy);
   const int threads = Context::resolve_threads(o.threads);
   const auto fixed = runtime::training_fixed_bytes(cfg, o.batch, o.seq);
-  const runtime::MemoryPrediction predicted =
-      runtime::predict_step_memory(graph, plan, threads, fixed);
+  const double tolerance = o.tolerance < 0 ? plan::kDefaultTolerance : o.tolerance;
   std::size_t budget = SIZE_MAX;
   if (request) {
-    budget = plan::resolve_budget(
-        *request,
-        runtime::predict_step_memory(graph, runtime::keep_all_plan(graph), threads, fixed));
-    plan::check_fits(predicted, budget, o.policy);
+    budget = plan::PolicyPlanner(graph, threads, fixed, nullptr, tolerance).resolve(*request);
+  }
+  // The cost-based policies plan from measured costs: a profile of one block (within the
+  // budget), cached for the next run.
+  std::optional<plan::StepCosts> costs;
+  if (plan::is_cost_based_policy(o.policy)) {
+    CostsRequest cr;
+    cr.config = cfg;
+    cr.batch = o.batch;
+    cr.seq = o.seq;
+    cr.threads = threads;
+    cr.profile_file = o.profile.string();
+    cr.budget = std::min(budget, machine.bytes > 0 ? machine.bytes : SIZE_MAX);
+    cr.seed = o.seed;
+    costs = costs_for_run(graph, cr, message);
+  }
+  const plan::PolicyPlanner planner(graph, threads, fixed, costs ? &*costs : nullptr, tolerance);
+  const plan::ChosenPlan chosen = planner.choose(o.policy, budget);
+  const runtime::Plan& plan = chosen.plan;
+  const runtime::MemoryPrediction& predicted = chosen.memory;
+  if (chosen.solved) {
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "plan '%s': predicted peak %s of budget %s; predicted step %.1f ms = %.3fx "
+                  "none's; solved in %.2f s, gap %.2g%%",
+                  o.policy.c_str(), format_bytes(predicted.total_peak).c_str(),
+                  budget == SIZE_MAX ? "none" : format_bytes(budget).c_str(),
+                  chosen.predicted_seconds * 1e3,
+                  chosen.predicted_seconds / costs->keep_all_seconds(), chosen.solve_seconds,
+                  100 * chosen.gap);
+    message(line);
+    std::string summary = plan::format_role_summary(graph, plan);
+    while (!summary.empty() && summary.back() == '\n') summary.pop_back();
+    message(summary);
   }
   // Whatever the budget says, the step must fit in what the machine has.
   if (machine.bytes > 0) check_fits_machine(predicted, machine, o.policy);

@@ -82,8 +82,15 @@ struct TrainOptions {
   // Hard cap on the bytes the engine may hold: "6GiB", or "30%" of the keep-everything
   // plan's peak above the fixed part (plan/policy.h); empty: no cap.
   std::string budget;
-  // A baseline (none, full, selective, llmc, every-K) or a plan file (JSON).
+  // adacc or checkmate (chosen by the MILP from measured costs within the budget), a
+  // baseline (none, full, selective, llmc, every-K, compress, compress-CODEC) or a plan
+  // file (JSON).
   std::string policy = "none";
+  // adacc: the largest relative gradient error a codec may cause on a tensor
+  // (plan::kDefaultTolerance unless set; negative: the default).
+  double tolerance = -1;
+  // adacc and checkmate: costs from this profile file; empty: the cache, else profile now.
+  std::filesystem::path profile;
   double val_fraction = 0.05;
   std::int64_t val_every = 100;  // steps; 0: only at the end
   int val_batches = 16;

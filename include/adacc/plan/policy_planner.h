@@ -1,0 +1,81 @@
+// Every --policy through one door, at a byte budget: the fixed baselines and plan files
+// (whose plan does not depend on the budget: they fit or not) and the cost-based
+// policies, which choose per tensor by the MILP (plan/milp_planner.h) from measured costs:
+//   adacc      keep, compress with any admissible codec, or recompute;
+//   checkmate  the same MILP with codecs disabled: optimal recompute-only (Checkmate).
+// A budget no plan of the policy fits is a PlanInfeasible that names the smallest
+// feasible budget of the policy asked for and of every other policy.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "adacc/core/allocator.h"
+#include "adacc/model/step_graph.h"
+#include "adacc/plan/policy.h"
+#include "adacc/plan/step_costs.h"
+#include "adacc/runtime/memory_model.h"
+#include "adacc/runtime/plan.h"
+
+namespace adacc::plan {
+
+// "adacc" and "checkmate": the policies that need measured costs.
+bool is_cost_based_policy(std::string_view policy);
+
+// The largest relative gradient error (runtime::CodecMeasurement::grad_error) a codec may
+// cause on a tensor for adacc to use it there; docs/planner.md says how it was chosen.
+inline constexpr double kDefaultTolerance = 0.05;
+
+// The policies compared by `adacc plan`, `adacc bench` and an infeasible budget's message.
+std::vector<std::string> compared_policies();
+
+struct ChosenPlan {
+  std::string policy;
+  runtime::Plan plan;
+  runtime::MemoryPrediction memory;
+  double predicted_seconds = -1;  // the cost model's step time (-1: no costs given)
+  // For cost-based policies: what the solver reported.
+  bool solved = false;
+  double solve_seconds = 0;
+  double gap = 0;              // proven relative optimality gap
+  bool proven_optimal = false;
+};
+
+class PolicyPlanner {
+ public:
+  // `costs` may be null: then cost-based policies are refused and no times are predicted.
+  // graph and costs must outlive the planner.
+  PolicyPlanner(const model::StepGraph& graph, int threads,
+                const std::array<std::size_t, kMemCategories>& fixed, const StepCosts* costs,
+                double tolerance = kDefaultTolerance);
+
+  // What keeping every saved activation needs (what percentages of a budget refer to).
+  const runtime::MemoryPrediction& none() const { return none_; }
+  std::size_t resolve(const Budget& budget) const { return resolve_budget(budget, none_); }
+
+  // The plan of `policy` within `budget` bytes (Allocator::kUnlimited: no budget).
+  ChosenPlan choose(std::string_view policy, std::size_t budget) const;
+
+  // The smallest budget in bytes that `policy` has a plan for.
+  std::size_t smallest_budget(std::string_view policy) const;
+
+  // The cost model's step time of a plan; requires costs.
+  double predict_seconds(const runtime::Plan& plan) const;
+
+ private:
+  [[noreturn]] void throw_infeasible(std::string_view policy, std::size_t budget,
+                                     std::size_t smallest) const;
+
+  const model::StepGraph& graph_;
+  int threads_;
+  std::array<std::size_t, kMemCategories> fixed_;
+  const StepCosts* costs_;
+  double tolerance_;
+  runtime::MemoryPrediction none_;
+};
+
+}  // namespace adacc::plan

@@ -1,0 +1,117 @@
+// Every --policy through one door (see policy_planner.h).
+#include "adacc/plan/policy_planner.h"
+
+#include <algorithm>
+
+#include "adacc/core/error.h"
+#include "adacc/plan/cost_model.h"
+#include "adacc/plan/milp_planner.h"
+
+namespace adacc::plan {
+
+namespace {
+
+std::string bytes_text(std::size_t bytes) {
+  return format_bytes(bytes) + " (" + std::to_string(bytes) + " bytes)";
+}
+
+}  // namespace
+
+bool is_cost_based_policy(std::string_view policy) {
+  return policy == "adacc" || policy == "checkmate";
+}
+
+std::vector<std::string> compared_policies() {
+  return {"none", "selective", "llmc", "full", "every-2", "compress", "checkmate", "adacc"};
+}
+
+PolicyPlanner::PolicyPlanner(const model::StepGraph& graph, int threads,
+                             const std::array<std::size_t, kMemCategories>& fixed,
+                             const StepCosts* costs, double tolerance)
+    : graph_(graph),
+      threads_(threads),
+      fixed_(fixed),
+      costs_(costs),
+      tolerance_(tolerance),
+      none_(runtime::predict_step_memory(graph, runtime::keep_all_plan(graph), threads, fixed)) {
+  if (!(tolerance >= 0)) {
+    throw InvalidArgument("[plan] --tolerance must be 0 or more (a relative gradient error), got " +
+                          std::to_string(tolerance));
+  }
+}
+
+double PolicyPlanner::predict_seconds(const runtime::Plan& plan) const {
+  if (costs_ == nullptr) throw InvalidArgument("[plan] no costs to predict a step time from");
+  return predict_step_seconds(graph_, plan, *costs_);
+}
+
+ChosenPlan PolicyPlanner::choose(std::string_view policy, std::size_t budget) const {
+  ChosenPlan out;
+  out.policy = std::string(policy);
+  if (is_cost_based_policy(policy)) {
+    if (costs_ == nullptr) {
+      throw InvalidArgument("[plan] policy '" + std::string(policy) +
+                            "' chooses from measured costs; none were given");
+    }
+    MilpOptions options;
+    options.budget = budget;
+    options.fixed = fixed_;
+    options.threads = threads_;
+    options.tolerance = tolerance_;
+    options.codecs = policy == "adacc";
+    MilpResult r;
+    try {
+      r = plan_milp(graph_, *costs_, options);
+    } catch (const PlanInfeasible&) {
+      throw_infeasible(policy, budget, smallest_budget(policy));
+    }
+    out.plan = std::move(r.plan);
+    out.plan.planner = std::string(policy);
+    out.memory = r.memory;
+    out.predicted_seconds = predict_seconds(out.plan);
+    out.solved = true;
+    out.solve_seconds = r.solve_seconds;
+    out.gap = r.gap;
+    out.proven_optimal = r.proven_optimal;
+    return out;
+  }
+  out.plan = plan_for_policy(graph_, policy);
+  out.memory = runtime::predict_step_memory(graph_, out.plan, threads_, fixed_);
+  if (out.memory.total_peak > budget) throw_infeasible(policy, budget, out.memory.total_peak);
+  if (costs_ != nullptr) out.predicted_seconds = predict_seconds(out.plan);
+  return out;
+}
+
+std::size_t PolicyPlanner::smallest_budget(std::string_view policy) const {
+  if (is_cost_based_policy(policy)) {
+    if (costs_ == nullptr) {
+      throw InvalidArgument("[plan] policy '" + std::string(policy) +
+                            "' chooses from measured costs; none were given");
+    }
+    MilpOptions options;
+    options.budget = Allocator::kUnlimited;
+    options.fixed = fixed_;
+    options.threads = threads_;
+    options.tolerance = tolerance_;
+    options.codecs = policy == "adacc";
+    return smallest_feasible_budget(graph_, *costs_, options);
+  }
+  return runtime::predict_step_memory(graph_, plan_for_policy(graph_, policy), threads_, fixed_)
+      .total_peak;
+}
+
+void PolicyPlanner::throw_infeasible(std::string_view policy, std::size_t budget,
+                                     std::size_t smallest) const {
+  std::string others;
+  for (const std::string& p : compared_policies()) {
+    if (p == policy || (costs_ == nullptr && is_cost_based_policy(p))) continue;
+    if (!others.empty()) others += ", ";
+    others += p + " " + format_bytes(smallest_budget(p));
+  }
+  throw PlanInfeasible("[plan] budget " + bytes_text(budget) + " is below what policy '" +
+                       std::string(policy) + "' can reach: its smallest feasible budget is " +
+                       bytes_text(smallest) + "; smallest feasible budgets of the others: " +
+                       others + "; raise --budget or choose another policy");
+}
+
+}  // namespace adacc::plan
