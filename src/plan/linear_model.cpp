@@ -37,6 +37,13 @@ void LinearModel::add_row(std::string name, const LinExpr& expr, double lower, d
   }
   row.lower = lower - expr.constant;
   row.upper = upper - expr.constant;
+  if (row.terms.empty()) {
+    if (row.lower <= 0 && row.upper >= 0) return;  // always holds
+    // Never holds: kept (the model is infeasible) over a column fixed at 0, since MPS and
+    // LP files cannot hold a row without terms.
+    if (zero_col_ < 0) zero_col_ = add_column("zero", 0, 0, false);
+    row.terms.push_back({zero_col_, 1});
+  }
   rows_.push_back(std::move(row));
 }
 

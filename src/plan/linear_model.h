@@ -70,6 +70,7 @@ class LinearModel {
  private:
   std::vector<Column> columns_;
   std::vector<Row> rows_;
+  int zero_col_ = -1;
 };
 
 // Keeps [A-Za-z0-9._] and maps anything else to '_' (names MPS and LP readers accept).

@@ -3,6 +3,7 @@
 #include "adacc/plan/milp_planner.h"
 
 #include <CbcModel.hpp>
+#include <CoinMpsIO.hpp>
 #include <CoinPackedMatrix.hpp>
 #include <OsiClpSolverInterface.hpp>
 
@@ -227,6 +228,7 @@ MilpResult plan_milp(const model::StepGraph& graph, const StepCosts& costs,
   }
   r.predicted_seconds = predict_step_seconds(graph, r.plan, costs);
   r.objective = value_of(f.seconds, s.x);
+  r.model_objective = s.objective;
   r.proven_optimal = s.optimal;
   r.gap = s.optimal
               ? 0
@@ -260,15 +262,22 @@ void export_milp(const model::StepGraph& graph, const StepCosts& costs, const Mi
   for (const detail::Row& r : f.model.rows()) row_names.push_back(r.name);
   for (const detail::Column& c : f.model.columns()) col_names.push_back(c.name);
   std::vector<const char*> rows, cols;
+  row_names.emplace_back("step_seconds");  // the objective's name (LP writer reads it)
   for (const std::string& n : row_names) rows.push_back(n.c_str());
   for (const std::string& n : col_names) cols.push_back(n.c_str());
-  std::string file = path;
   int rc = 0;
   if (format == MilpFormat::mps) {
-    // writeMpsNative writes `file` as given (writeMps would append ".mps").
-    rc = solver.writeMpsNative(file.c_str(), rows.data(), cols.data(), 1);
+    // CoinMpsIO, uncompressed (Osi's writeMpsNative gzips when zlib is there).
+    std::vector<char> integer;
+    for (const detail::Column& c : f.model.columns()) integer.push_back(c.integer ? 1 : 0);
+    row_names.pop_back();
+    CoinMpsIO io;
+    io.setMpsData(*solver.getMatrixByCol(), COIN_DBL_MAX, solver.getColLower(),
+                  solver.getColUpper(), solver.getObjCoefficients(), integer.data(),
+                  solver.getRowLower(), solver.getRowUpper(), col_names, row_names);
+    rc = io.writeMps(path.c_str(), 0, 1, 2);
   } else {
-    rc = solver.writeLpNative(file.c_str(), rows.data(), cols.data(), 1e-12, 10, 17);
+    rc = solver.writeLpNative(path.c_str(), rows.data(), cols.data(), 1e-12, 10, 17);
   }
   if (rc != 0) {
     throw InvalidArgument("[plan] could not write the MILP to '" + path +

@@ -35,6 +35,7 @@ struct MilpResult {
   runtime::Plan plan;
   double predicted_seconds = 0;  // cost_model's predict_step_seconds of the plan
   double objective = 0;          // the solved objective's time part: predicted - keep-all
+  double model_objective = 0;    // the solver's objective (time and the bytes tie-break)
   double gap = 0;                // proven relative gap (0: optimal)
   double solve_seconds = 0;
   bool proven_optimal = false;
