@@ -150,7 +150,7 @@ TEST_P(Milp, MemoryRowsAreTheMemoryModelsPeakForRandomPlans) {
         if (b.find('<') != std::string::npos) b = "every-2";
         plans.push_back(baseline_plan(g, b));
       }
-      for (int k = 0; k < 12; ++k) plans.push_back(random_plan(g, costs, rng));
+      for (int k = 0; k < 4; ++k) plans.push_back(random_plan(g, costs, rng));
       for (const Plan& p : plans) {
         SCOPED_TRACE("L=" + std::to_string(layers) + " threads " + std::to_string(threads) +
                      " plan " + p.planner);
@@ -230,6 +230,37 @@ TEST_P(MilpBruteForce, BelowTheSmallestBudgetTheErrorNamesIt) {
   }
   o.budget = least;
   EXPECT_LE(plan_milp(g_, costs_, o).memory.total_peak, least);
+}
+
+TEST_P(MilpBruteForce, AKeepRecomputePlanTrainsBitIdenticallyToNone) {
+  MilpOptions o = options_;
+  o.codecs = false;
+  const std::size_t least = smallest_feasible_budget(g_, costs_, o);
+  o.budget = least;
+  const MilpResult r = plan_milp(g_, costs_, o, "checkmate");
+  int recomputed = 0;
+  for (std::size_t t = 0; t < r.plan.decisions.size(); ++t) {
+    recomputed += runtime::saved_tensors(g_)[t] && r.plan.decisions[t].policy == Policy::recompute;
+  }
+  ASSERT_GT(recomputed, 0);
+  Rng rng(21);
+  gpt_.init_weights(rng);
+  const test::TokenBatch batch = test::random_batch(alloc_, rng, 2, 8, gpt_.config().vocab);
+  Context ctx(alloc_, 1, 1);
+  auto step = [&](const Plan& plan, std::vector<float>& grads) {
+    gpt_.grads().flat.zero();
+    runtime::StepExecutor exec(g_, gpt_.params(), gpt_.grads(), ctx, plan);
+    const float loss = exec.forward_backward(batch.tokens, batch.targets);
+    const float* p = gpt_.grads().flat.data<float>();
+    grads.assign(p, p + gpt_.grads().flat.numel());
+    return loss;
+  };
+  std::vector<float> g_none, g_milp;
+  const float l_none = step(none_plan(g_), g_none);
+  const float l_milp = step(r.plan, g_milp);
+  EXPECT_EQ(std::memcmp(&l_none, &l_milp, sizeof(float)), 0);
+  ASSERT_EQ(g_none.size(), g_milp.size());
+  EXPECT_EQ(std::memcmp(g_none.data(), g_milp.data(), g_none.size() * sizeof(float)), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Attention, MilpBruteForce, test::kAttentionForms, test::attention_name);
