@@ -1,0 +1,68 @@
+// The MILP planner: for every saved activation, keep, compress with an admissible codec,
+// or recompute, so that the predicted step time (cost_model.h) is minimal and the step's
+// peak memory (runtime/memory_model.h, the executor's own schedule) fits the budget. The
+// model follows the executor's schedule event by event: the forward (outputs, workspace,
+// encodes), and every backward stage's rebuilds in the executor's order (decodes, re-runs
+// with their outputs and workspace, the rebuilt tensors kept for later stages or freed),
+// gradients and backward workspace. Solved by COIN-OR CBC; every plan it returns is
+// checked by the memory model before it is returned.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <string>
+
+#include "adacc/core/allocator.h"
+#include "adacc/model/step_graph.h"
+#include "adacc/plan/step_costs.h"
+#include "adacc/runtime/memory_model.h"
+#include "adacc/runtime/plan.h"
+
+namespace adacc::plan {
+
+struct MilpOptions {
+  std::size_t budget = 0;  // bytes of the whole step's peak, `fixed` included
+  std::array<std::size_t, kMemCategories> fixed{};  // held throughout (training_fixed_bytes)
+  int threads = 1;  // the training's threads (they size the kernels' workspace)
+  // A codec is admissible for a tensor only if its measured gradient error is at most this.
+  double tolerance = 0.05;
+  bool codecs = true;  // false: keep or recompute only (the Checkmate baseline)
+  double time_limit_seconds = 10;
+  double gap = 1e-3;  // relative optimality gap at which the solver stops
+};
+
+struct MilpResult {
+  runtime::Plan plan;
+  double predicted_seconds = 0;  // cost_model's predict_step_seconds of the plan
+  double objective = 0;          // the solved objective's time part: predicted - keep-all
+  double model_objective = 0;    // the solver's objective (time and the bytes tie-break)
+  double gap = 0;                // proven relative gap (0: optimal)
+  double solve_seconds = 0;
+  bool proven_optimal = false;
+  runtime::MemoryPrediction memory;  // predict_step_memory of the plan
+};
+
+// The fastest plan that fits options.budget. Throws PlanInfeasible (naming the smallest
+// feasible budget) if no plan fits; InvalidArgument if the costs do not fit the graph.
+MilpResult plan_milp(const model::StepGraph& graph, const StepCosts& costs,
+                     const MilpOptions& options, const std::string& planner = "adacc");
+
+// The least peak (fixed bytes included) of any plan the policy may choose (options'
+// codecs and tolerance; its budget is ignored): the same model, minimizing memory.
+std::size_t smallest_feasible_budget(const model::StepGraph& graph, const StepCosts& costs,
+                                     const MilpOptions& options);
+
+enum class MilpFormat : std::uint8_t { mps, lp };
+
+// Writes the model plan_milp solves for these options, with names that say tensor and
+// policy (`h3.fc.out__keep`, `h3.fc.out__int8_g64`, `h3.fc.out__recompute`).
+void export_milp(const model::StepGraph& graph, const StepCosts& costs, const MilpOptions& options,
+                 const std::string& path, MilpFormat format);
+
+// The model's own memory for a plan: its memory rows' highest value (fixed included) with
+// the decisions fixed to `plan`. Equal to predict_step_memory's total_peak when the model
+// is exact (tested); for tests and diagnostics.
+std::size_t milp_predicted_peak(const model::StepGraph& graph, const StepCosts& costs,
+                                const MilpOptions& options, const runtime::Plan& plan);
+
+}  // namespace adacc::plan
