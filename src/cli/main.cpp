@@ -18,6 +18,7 @@
 #include "adacc/train/sampler.h"
 #include "adacc/train/trainer.h"
 #include "codecs_command.h"
+#include "profile_command.h"
 #include "progress.h"
 #include "stop_signals.h"
 
@@ -349,6 +350,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   add_plan_command(app, plan_args);
   adacc::cli::CodecsArgs codecs_args;
   adacc::cli::add_codecs_command(app, codecs_args);
+  adacc::cli::ProfileArgs profile_args;
+  adacc::cli::add_profile_command(app, profile_args);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -367,6 +370,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
     if (app.got_subcommand("sample")) return run_sample(sample_options, stop);
     if (app.got_subcommand("plan")) return run_plan(plan_args);
     if (app.got_subcommand("codecs")) return adacc::cli::run_codecs(codecs_args);
+    if (app.got_subcommand("profile")) return adacc::cli::run_profile(profile_args);
   } catch (const adacc::Error& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "adacc: %s\n", e.what());
