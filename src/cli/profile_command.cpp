@@ -41,7 +41,8 @@ void add_profile_command(CLI::App& app, ProfileArgs& a) {
   c->add_option("--codecs", a.codecs, "Comma-separated codec names (default: all)");
   c->add_option("--warmup", a.warmup, "Untimed steps first")->capture_default_str();
   c->add_option("--steps", a.steps, "Timed steps (median per op)")->capture_default_str();
-  c->add_option("--codec-repeats", a.codec_repeats, "Codec measurements (median of the times)")
+  c->add_option("--codec-repeats", a.codec_repeats,
+                "Encodes and decodes timed per codec and tensor (median)")
       ->capture_default_str();
   c->add_option("--seed", a.seed, "Seed of the random weights and tokens")->capture_default_str();
   c->add_option("--out", a.out, "Write the profile file here");

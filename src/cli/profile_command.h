@@ -21,7 +21,7 @@ struct ProfileArgs {
   std::string codecs;  // comma-separated; empty: all
   int warmup = 1;
   int steps = 5;
-  int codec_repeats = 3;
+  int codec_repeats = 5;
   std::uint64_t seed = 1337;
   std::string out;      // write the profile file here
   std::string profile;  // print this profile file instead of measuring

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <utility>
 
@@ -57,6 +58,63 @@ void check_request(const ProfileRequest& r) {
     }
   }
   for (const std::string& n : r.codecs) compress::codec_by_name(n);  // unknown names throw
+}
+
+// The forward of a step keeping every tensor, for timing codecs on the real activations.
+class ForwardEnv final : public model::OpEnv {
+ public:
+  ForwardEnv(const model::StepGraph& graph, const model::ParamSet& params, Context& ctx,
+             const Tensor& tokens, const Tensor& targets)
+      : graph_(graph), ctx_(ctx), values_(graph.tensors().size()) {
+    for (std::size_t i = 0; i < graph.tensors().size(); ++i) {
+      const model::TensorInfo& t = graph.tensors()[i];
+      if (t.kind == model::TensorKind::param) {
+        values_[i] = params.named().at(static_cast<std::size_t>(t.param_index)).tensor;
+      }
+    }
+    values_.at(static_cast<std::size_t>(graph.tokens)) = tokens;
+    values_.at(static_cast<std::size_t>(graph.targets)) = targets;
+  }
+  Context& ctx() override { return ctx_; }
+  model::Pass pass() const override { return model::Pass::train; }
+  const Tensor& value(model::TensorId id) override {
+    const Tensor& t = values_.at(static_cast<std::size_t>(id));
+    if (!t.defined()) {
+      throw InvalidArgument("[profile] tensor '" + graph_.tensor(id).name + "' is not available");
+    }
+    return t;
+  }
+  Tensor& output(model::TensorId id) override {
+    Tensor& t = values_.at(static_cast<std::size_t>(id));
+    if (!t.defined()) {
+      const model::TensorInfo& info = graph_.tensor(id);
+      t = Tensor::empty(ctx_.allocator(), info.shape, info.dtype, MemCategory::activations,
+                        info.name);
+    }
+    return t;
+  }
+  Tensor& grad(model::TensorId id) override {
+    Tensor& g = grads_[id];
+    if (!g.defined()) {
+      const model::TensorInfo& info = graph_.tensor(id);
+      g = Tensor::zeros(ctx_.allocator(), info.shape, info.dtype, MemCategory::workspace,
+                        "d" + info.name);
+    }
+    return g;
+  }
+  void set_loss(float) override {}
+
+ private:
+  const model::StepGraph& graph_;
+  Context& ctx_;
+  std::vector<Tensor> values_;
+  std::map<model::TensorId, Tensor> grads_;  // the loss op's gradient of its parameter
+};
+
+double seconds_of(const std::function<void()>& f) {
+  const auto t0 = Clock::now();
+  f();
+  return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
 std::string describe(const ProfileRequest& r) {
@@ -207,13 +265,10 @@ StepProfile profile_step(const ProfileRequest& request) {
       }
     }
 
-    // Codec costs: measure_codecs on the same step, repeated for the times.
-    std::vector<std::vector<CodecMeasurement>> runs;
-    for (int r = 0; r < request.codec_repeats; ++r) {
-      say("measuring codecs (" + std::to_string(r + 1) + " of " +
-          std::to_string(request.codec_repeats) + ")");
-      runs.push_back(measure_codecs(graph, gpt.params(), ctx, tokens, targets, request.codecs));
-    }
+    // Codec errors: measure_codecs on the same step.
+    say("measuring codec errors");
+    const std::vector<CodecMeasurement> errors =
+        measure_codecs(graph, gpt.params(), ctx, tokens, targets, request.codecs);
     const std::vector<bool> saved = saved_tensors(graph);
     std::map<model::TensorId, std::size_t> index;  // tensor -> p.tensors
     for (std::size_t i = 0; i < graph.tensors().size(); ++i) {
@@ -223,22 +278,38 @@ StepProfile profile_step(const ProfileRequest& request) {
       index[id] = p.tensors.size();
       p.tensors.push_back(ProfiledTensor{t.name, t.role, t.nbytes(), {}});
     }
-    for (std::size_t k = 0; k < runs.front().size(); ++k) {
-      const CodecMeasurement& m = runs.front()[k];
+    for (const CodecMeasurement& m : errors) {
       const auto it = index.find(m.tensor);
       if (it == index.end()) {
         throw InvalidArgument("[profile] codec measured on '" + graph.tensor(m.tensor).name +
                               "', which is not a saved recomputable f32 activation");
       }
-      std::vector<double> enc, dec;
-      for (const auto& run : runs) {
-        enc.push_back(run.at(k).encode_seconds);
-        dec.push_back(run.at(k).decode_seconds);
-      }
       const compress::Codec& codec = compress::codec_by_name(m.codec);
       p.tensors[it->second].codecs.push_back(
-          ProfiledCodec{m.codec, codec.encoded_bytes(graph.tensor(m.tensor).shape), median(enc),
-                        median(dec), m.tensor_error, m.grad_error, m.weight_grad_error});
+          ProfiledCodec{m.codec, codec.encoded_bytes(graph.tensor(m.tensor).shape), 0, 0,
+                        m.tensor_error, m.grad_error, m.weight_grad_error});
+    }
+    // Codec times: each codec on the real activation, the median of `codec_repeats`
+    // encodes and decodes (into one buffer, as the executor decodes into workspace).
+    say("timing codecs (" + std::to_string(request.codec_repeats) + " times each)");
+    ForwardEnv env(graph, gpt.params(), ctx, tokens, targets);
+    for (const auto& op : graph.ops()) op->forward(env);
+    for (const auto& [id, k] : index) {
+      const model::TensorInfo& t = graph.tensor(id);
+      const Tensor& x = env.value(id);
+      Tensor dec =
+          Tensor::empty(alloc, t.shape, DType::f32, MemCategory::workspace, t.name + " (decoded)");
+      for (ProfiledCodec& pc : p.tensors[k].codecs) {
+        const compress::Codec& codec = compress::codec_by_name(pc.codec);
+        std::vector<double> enc, decs;
+        for (int r = 0; r < request.codec_repeats; ++r) {
+          Tensor e;
+          enc.push_back(seconds_of([&] { e = codec.encode(ctx, x); }));
+          decs.push_back(seconds_of([&] { codec.decode(ctx, e, dec); }));
+        }
+        pc.encode_seconds = median(enc);
+        pc.decode_seconds = median(decs);
+      }
     }
   } catch (const OutOfMemory& e) {
     std::string detail = " (";

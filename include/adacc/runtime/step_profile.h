@@ -12,9 +12,9 @@
 //   - every op's forward and backward wall time: StepExecutor's per-op timings of a
 //     keep-everything step, the median over `steps` steps after `warmup` steps;
 //   - for every saved, recomputable f32 activation and every codec meant for its role:
-//     the exact encoded size (Codec::encoded_bytes), the tensor and gradient errors and
-//     the encode and decode times of runtime::measure_codecs, times as the median over
-//     `codec_repeats` measurements.
+//     the exact encoded size (Codec::encoded_bytes), the tensor and gradient errors of
+//     runtime::measure_codecs, and the encode and decode times on the step's real
+//     activation, each the median of `codec_repeats` encodes and decodes.
 // Everything is allocated from one allocator whose budget is the request's: a profile
 // that does not fit is PlanInfeasible, naming the bytes it needs.
 #pragma once
@@ -46,7 +46,7 @@ struct ProfileRequest {
   std::vector<std::int32_t> data;
   int warmup = 1;                   // untimed steps first
   int steps = 5;                    // timed steps, median per op
-  int codec_repeats = 3;            // codec measurements, median of their times
+  int codec_repeats = 5;            // encodes and decodes of each codec timed, median
   std::vector<std::string> codecs;  // names; empty: every registered codec
   // Called with a line of progress ("timing 5 steps", ...), when set.
   std::function<void(std::string_view)> progress;
