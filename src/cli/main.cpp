@@ -24,6 +24,7 @@
 #include "adacc/train/trainer.h"
 #include "bench_command.h"
 #include "codecs_command.h"
+#include "profile_command.h"
 #include "progress.h"
 #include "stop_signals.h"
 
@@ -460,6 +461,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   adacc::cli::add_codecs_command(app, codecs_args);
   adacc::cli::BenchArgs bench_args;
   adacc::cli::add_bench_command(app, bench_args);
+  adacc::cli::ProfileArgs profile_args;
+  adacc::cli::add_profile_command(app, profile_args);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -479,6 +482,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
     if (app.got_subcommand("plan")) return run_plan(plan_args);
     if (app.got_subcommand("codecs")) return adacc::cli::run_codecs(codecs_args);
     if (app.got_subcommand("bench")) return adacc::cli::run_bench(bench_args);
+    if (app.got_subcommand("profile")) return adacc::cli::run_profile(profile_args);
   } catch (const adacc::Error& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "adacc: %s\n", e.what());
