@@ -91,9 +91,9 @@ struct Cell {
   double percent = 0;
   std::size_t budget = 0;
   std::string policy;
-  int measured = -1;          // index into the measured plans; -1: infeasible
-  std::size_t smallest = 0;   // for infeasible cells: the policy's smallest budget
-  double solve_seconds = 0;   // cost-based policies
+  int measured = -1;         // index into the measured plans; -1: infeasible
+  std::size_t smallest = 0;  // for infeasible cells: the policy's smallest budget
+  double solve_seconds = 0;  // cost-based policies
   double gap = 0;
 };
 
@@ -128,15 +128,14 @@ void plot(const std::filesystem::path& dir, const std::vector<std::string>& poli
     // Columns: 1 percent, 2 budget, 3 policy, 4 status, 5 predicted ms, 6 measured ms,
     // 7 predicted peak, 8 measured peak.
     script += "'" + (dir / "bench.csv").string() + "' using ($3 eq '" + policies[i] +
-              "' && $4 eq 'ok' ? $8/1048576 : 1/0):6 with linespoints title '" + policies[i] +
-              "'";
+              "' && $4 eq 'ok' ? $8/1048576 : 1/0):6 with linespoints title '" + policies[i] + "'";
   }
   script += "\n";
   write_text(dir / "bench.gp", script);
   const std::string command = "gnuplot '" + (dir / "bench.gp").string() + "' 2>&1";
   if (std::system(command.c_str()) != 0) {  // NOLINT(cert-env33-c): a fixed command line
     throw BackendError("[bench] gnuplot failed on " + (dir / "bench.gp").string() +
-                  "; install gnuplot (tools/setup.sh does) or plot bench.csv yourself");
+                       "; install gnuplot (tools/setup.sh does) or plot bench.csv yourself");
   }
 }
 
@@ -165,8 +164,9 @@ void add_bench_command(CLI::App& app, BenchArgs& a) {
   c->add_option("--warmup", a.warmup, "Unmeasured steps per plan first")->capture_default_str();
   c->add_option("--out", a.out, "Directory for bench.csv, bench.json, bench.png")
       ->capture_default_str();
-  c->add_option("--profile", a.profile, "Use this profile (adacc profile --out) instead of "
-                                        "profiling now");
+  c->add_option("--profile", a.profile,
+                "Use this profile (adacc profile --out) instead of "
+                "profiling now");
   c->add_option("--tolerance", a.tolerance,
                 "Largest gradient error a codec may cause for adacc to use it (default " +
                     std::to_string(plan::kDefaultTolerance) + ")");
@@ -177,7 +177,8 @@ void add_bench_command(CLI::App& app, BenchArgs& a) {
 int run_bench(const BenchArgs& a) {
   if (a.steps < 1) throw InvalidArgument("[bench] --steps must be at least 1");
   if (a.warmup < 0) throw InvalidArgument("[bench] --warmup must be 0 or more");
-  if (a.batch <= 0 || a.seq <= 0) throw InvalidArgument("[bench] --batch and --seq must be positive");
+  if (a.batch <= 0 || a.seq <= 0)
+    throw InvalidArgument("[bench] --batch and --seq must be positive");
   const std::vector<double> percents = parse_percents(a.budgets);
   const std::vector<std::string> policies =
       a.policies.empty() ? plan::compared_policies() : split_list(a.policies);
@@ -258,8 +259,10 @@ int run_bench(const BenchArgs& a) {
   Tensor targets =
       Tensor::empty(alloc, {a.batch, a.seq}, DType::int32, MemCategory::activations, "targets");
   for (std::int64_t i = 0; i < tokens.numel(); ++i) {
-    tokens.data<std::int32_t>()[i] = static_cast<std::int32_t>(ctx.rng().next_u64() % static_cast<std::uint64_t>(cfg.vocab));
-    targets.data<std::int32_t>()[i] = static_cast<std::int32_t>(ctx.rng().next_u64() % static_cast<std::uint64_t>(cfg.vocab));
+    tokens.data<std::int32_t>()[i] =
+        static_cast<std::int32_t>(ctx.rng().next_u64() % static_cast<std::uint64_t>(cfg.vocab));
+    targets.data<std::int32_t>()[i] =
+        static_cast<std::int32_t>(ctx.rng().next_u64() % static_cast<std::uint64_t>(cfg.vocab));
   }
   runtime::StepExecutor exec(graph, gpt.params(), gpt.grads(), ctx);
   std::fprintf(stderr, "bench: %zu distinct plans, %d warm-up and %d measured rounds\n",
@@ -270,8 +273,7 @@ int run_bench(const BenchArgs& a) {
       alloc.reset_peak();
       const auto t0 = std::chrono::steady_clock::now();
       const float loss = exec.forward_backward(tokens, targets);
-      const double s =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (!std::isfinite(loss)) throw NumericalError("[bench] the loss is not finite");
       m.peak = std::max(m.peak, alloc.stats().total_peak);
       if (round >= a.warmup) m.seconds.push_back(s);
@@ -289,8 +291,8 @@ int run_bench(const BenchArgs& a) {
       "percent,budget_bytes,policy,status,predicted_ms,measured_ms,predicted_peak,"
       "measured_peak,smallest_budget_percent,solve_seconds,gap\n";
   nlohmann::json json = nlohmann::json::array();
-  std::printf("%7s %-10s %11s %11s %8s %12s %12s  %s\n", "budget", "policy", "pred ms",
-              "meas ms", "vs none", "pred peak", "meas peak", "note");
+  std::printf("%7s %-10s %11s %11s %8s %12s %12s  %s\n", "budget", "policy", "pred ms", "meas ms",
+              "vs none", "pred peak", "meas peak", "note");
   for (const Cell& c : cells) {
     nlohmann::json j = {{"percent", c.percent}, {"budget_bytes", c.budget}, {"policy", c.policy}};
     char line[512];
@@ -316,8 +318,8 @@ int run_bench(const BenchArgs& a) {
                     c.percent, c.policy.c_str(), pred_ms, ms, none_ms > 0 ? ms / none_ms : 0.0,
                     format_bytes(m.memory.total_peak).c_str(), format_bytes(m.peak).c_str(), note);
       std::printf("%s", line);
-      csv += std::to_string(c.percent) + "," + std::to_string(c.budget) + "," + c.policy +
-             ",ok," + std::to_string(pred_ms) + "," + std::to_string(ms) + "," +
+      csv += std::to_string(c.percent) + "," + std::to_string(c.budget) + "," + c.policy + ",ok," +
+             std::to_string(pred_ms) + "," + std::to_string(ms) + "," +
              std::to_string(m.memory.total_peak) + "," + std::to_string(m.peak) + ",," +
              std::to_string(c.solve_seconds) + "," + std::to_string(c.gap) + "\n";
       j["status"] = "ok";
@@ -336,11 +338,15 @@ int run_bench(const BenchArgs& a) {
   const std::filesystem::path dir(a.out);
   std::filesystem::create_directories(dir);
   write_text(dir / "bench.csv", csv);
-  nlohmann::json doc = {{"model", cfg.describe()},      {"batch", a.batch},
-                        {"seq", a.seq},                 {"threads", threads},
-                        {"attention", a.attention},     {"steps", a.steps},
+  nlohmann::json doc = {{"model", cfg.describe()},
+                        {"batch", a.batch},
+                        {"seq", a.seq},
+                        {"threads", threads},
+                        {"attention", a.attention},
+                        {"steps", a.steps},
                         {"none_peak", planner.none().total_peak},
-                        {"fixed", planner.none().fixed}, {"cells", json}};
+                        {"fixed", planner.none().fixed},
+                        {"cells", json}};
   write_text(dir / "bench.json", doc.dump(2) + "\n");
   plot(dir, policies,
        cfg.describe() + ", B=" + std::to_string(a.batch) + " T=" + std::to_string(a.seq) + ", " +

@@ -20,7 +20,7 @@ struct BenchArgs {
   int steps = 5;                               // measured steps per plan (median)
   int warmup = 1;
   std::string out = "bench-out";
-  std::string profile;  // a profile file to use instead of profiling
+  std::string profile;    // a profile file to use instead of profiling
   double tolerance = -1;  // -1: plan::kDefaultTolerance
   std::uint64_t seed = 1337;
 };

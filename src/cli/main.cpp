@@ -1,5 +1,5 @@
-// adacc's command line: `adacc train`, `sample`, `plan`, `profile`, `bench`, `codecs`. Library errors
-// arrive as adacc::Error exceptions and leave here as one line on stderr and exit code 1.
+// adacc's command line: `adacc train`, `sample`, `plan`, `profile`, `bench`, `codecs`. Library
+// errors arrive as adacc::Error exceptions and leave here as one line on stderr and exit code 1.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -12,8 +12,8 @@
 #include "adacc/core/byte_size.h"
 #include "adacc/core/error.h"
 #include "adacc/model/gpt2.h"
-#include "adacc/plan/plan_io.h"
 #include "adacc/plan/milp_planner.h"
+#include "adacc/plan/plan_io.h"
 #include "adacc/plan/plan_report.h"
 #include "adacc/plan/policy.h"
 #include "adacc/plan/policy_planner.h"
@@ -337,8 +337,10 @@ int run_plan(const PlanArgs& a) {
   }
   const bool cost_based = plan::is_cost_based_policy(a.policy);
   if (!cost_based && (!a.export_mps.empty() || !a.export_lp.empty())) {
-    throw InvalidArgument("[plan] --export-mps and --export-lp write the MILP of --policy adacc "
-                          "or checkmate; policy '" + a.policy + "' solves none");
+    throw InvalidArgument(
+        "[plan] --export-mps and --export-lp write the MILP of --policy adacc "
+        "or checkmate; policy '" +
+        a.policy + "' solves none");
   }
   const double tolerance = a.tolerance < 0 ? plan::kDefaultTolerance : a.tolerance;
   const int threads = Context::resolve_threads(a.threads);
@@ -391,11 +393,12 @@ int run_plan(const PlanArgs& a) {
               format_bytes(p.total_peak).c_str(), p.total_peak, p.where.c_str());
   std::printf("  at the peak: %s\n", category_line(p.at_peak).c_str());
   if (chosen.solved) {
-    std::printf("  solved by CBC in %.3f s to objective %.6f s (predicted step %.2f ms), "
-                "proven gap %.4g%%%s\n",
-                chosen.solve_seconds, chosen.predicted_seconds - costs->keep_all_seconds(),
-                chosen.predicted_seconds * 1e3, 100 * chosen.gap,
-                chosen.proven_optimal ? " (optimal)" : "");
+    std::printf(
+        "  solved by CBC in %.3f s to objective %.6f s (predicted step %.2f ms), "
+        "proven gap %.4g%%%s\n",
+        chosen.solve_seconds, chosen.predicted_seconds - costs->keep_all_seconds(),
+        chosen.predicted_seconds * 1e3, 100 * chosen.gap,
+        chosen.proven_optimal ? " (optimal)" : "");
   }
   if (chosen.predicted_seconds >= 0) {
     const double none_s = costs->keep_all_seconds();

@@ -1,6 +1,7 @@
 // Summaries and explanations of plans (see plan_report.h).
 #include "adacc/plan/plan_report.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
@@ -41,6 +42,9 @@ std::string name_in_block(const TensorInfo& t) {
 std::string decision_text(const Decision& d) {
   return d.policy == Policy::compress ? d.codec : std::string(runtime::policy_name(d.policy));
 }
+
+// Choices listed per tensor by the explanation (best bytes per ms first), besides the plan's.
+constexpr int kChoicesShown = 3;
 
 std::string format_rate(double bytes_per_ms) {
   if (std::isinf(bytes_per_ms)) return "free";
@@ -140,16 +144,35 @@ std::string format_explanation(const StepGraph& graph, const Plan& plan, const S
     const auto id = static_cast<TensorId>(i);
     if (!is_saved_activation(graph, saved, id)) continue;
     const TensorInfo& t = graph.tensor(id);
+    // The admissible choices, best rate first; the plan's own choice always shown.
+    std::vector<ChoicePrice> choices = price_choices(graph, costs, id, tolerance);
+    const std::string chosen = decision_text(plan.decisions[i]);
+    int inadmissible = 0;
+    std::erase_if(choices, [&](const ChoicePrice& p) {
+      const bool drop = !p.admissible && p.choice != chosen;
+      inadmissible += drop ? 1 : 0;
+      return drop;
+    });
+    std::stable_sort(choices.begin(), choices.end(),
+                     [](const ChoicePrice& x, const ChoicePrice& y) {
+                       return x.bytes_per_ms() > y.bytes_per_ms();
+                     });
     std::string prices;
-    for (const ChoicePrice& p : price_choices(graph, costs, id, tolerance)) {
+    int shown = 0;
+    for (const ChoicePrice& p : choices) {
+      if (shown >= kChoicesShown && p.choice != chosen) continue;
+      ++shown;
       char cell[160];
-      std::snprintf(cell, sizeof cell, "%s %s in %.3f ms (%s)%s", p.choice.c_str(),
-                    format_bytes(p.bytes_saved).c_str(), p.seconds * 1e3,
+      std::snprintf(cell, sizeof cell, "%s%s %s in %.3f ms (%s)%s", p.choice == chosen ? "*" : "",
+                    p.choice.c_str(), format_bytes(p.bytes_saved).c_str(), p.seconds * 1e3,
                     format_rate(p.bytes_per_ms()).c_str(),
                     p.admissible ? "" : " [gradient error above tolerance]");
       if (!prices.empty()) prices += "; ";
       prices += cell;
     }
+    const int hidden = static_cast<int>(choices.size()) - shown;
+    if (hidden > 0) prices += "; " + std::to_string(hidden) + " more";
+    if (inadmissible > 0) prices += "; " + std::to_string(inadmissible) + " codecs above tolerance";
     if (prices.empty()) prices = "nothing but keep (not recomputable, no codec measured)";
     char head[200];
     std::snprintf(head, sizeof head, "%-16s %10s  %-14s ", name_in_block(t).c_str(),
@@ -168,8 +191,8 @@ std::string format_explanation(const StepGraph& graph, const Plan& plan, const S
     if (!merged) rows.push_back({key, key, t.layer, t.layer});
   }
   std::string out =
-      "per saved tensor: bytes, the plan's choice, then each choice's bytes saved, time "
-      "added per step and bytes saved per ms\n";
+      "per saved tensor: bytes, the plan's choice, then the best choices by bytes saved per ms "
+      "of step time added (the plan's marked *; alone, as if its inputs were at hand)\n";
   for (const Row& r : rows) {
     std::string where;
     if (r.first_layer < 0) {

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "adacc/compress/codec.h"
 #include "adacc/core/error.h"
 #include "adacc/plan/cost_model.h"
 #include "adacc/plan/milp_planner.h"
@@ -16,6 +17,32 @@ std::string bytes_text(std::size_t bytes) {
 }
 
 }  // namespace
+
+StepCosts prune_dominated_codecs(const StepCosts& costs, double tolerance) {
+  StepCosts out = costs;
+  for (std::vector<CodecCost>& list : out.codecs) {
+    std::vector<CodecCost> kept;
+    for (std::size_t a = 0; a < list.size(); ++a) {
+      const CodecCost& x = list[a];
+      const double x_time = x.encode_seconds + x.decode_seconds;
+      const auto x_form = compress::codec_by_name(x.codec).decodes_to();
+      bool dominated = x.grad_error > tolerance;  // never admissible: drop it too
+      for (std::size_t b = 0; b < list.size() && !dominated; ++b) {
+        const CodecCost& y = list[b];
+        if (b == a || y.grad_error > tolerance) continue;
+        if (compress::codec_by_name(y.codec).decodes_to() != x_form) continue;
+        const double y_time = y.encode_seconds + y.decode_seconds;
+        const bool no_worse = y.encoded_bytes <= x.encoded_bytes && y_time <= x_time;
+        const bool better = y.encoded_bytes < x.encoded_bytes || y_time < x_time;
+        // Equal in both: the first one listed stays.
+        dominated = no_worse && (better || b < a);
+      }
+      if (!dominated) kept.push_back(x);
+    }
+    list = std::move(kept);
+  }
+  return out;
+}
 
 bool is_cost_based_policy(std::string_view policy) {
   return policy == "adacc" || policy == "checkmate";
@@ -34,6 +61,7 @@ PolicyPlanner::PolicyPlanner(const model::StepGraph& graph, int threads,
       costs_(costs),
       tolerance_(tolerance),
       none_(runtime::predict_step_memory(graph, runtime::keep_all_plan(graph), threads, fixed)) {
+  if (costs != nullptr) pruned_ = prune_dominated_codecs(*costs, tolerance);
   if (!(tolerance >= 0)) {
     throw InvalidArgument("[plan] --tolerance must be 0 or more (a relative gradient error), got " +
                           std::to_string(tolerance));
@@ -61,7 +89,7 @@ ChosenPlan PolicyPlanner::choose(std::string_view policy, std::size_t budget) co
     options.codecs = policy == "adacc";
     MilpResult r;
     try {
-      r = plan_milp(graph_, *costs_, options);
+      r = plan_milp(graph_, pruned_, options);
     } catch (const PlanInfeasible&) {
       throw_infeasible(policy, budget, smallest_budget(policy));
     }
@@ -94,7 +122,7 @@ std::size_t PolicyPlanner::smallest_budget(std::string_view policy) const {
     options.threads = threads_;
     options.tolerance = tolerance_;
     options.codecs = policy == "adacc";
-    return smallest_feasible_budget(graph_, *costs_, options);
+    return smallest_feasible_budget(graph_, pruned_, options);
   }
   return runtime::predict_step_memory(graph_, plan_for_policy(graph_, policy), threads_, fixed_)
       .total_peak;

@@ -15,10 +15,10 @@ class BenchCommand : public AdaccCli {
 
 TEST_F(BenchCommand, ReportsEveryCellWithPeaksPredictedToTheByte) {
   const fs::path out = dir_ / "bench";
-  const CommandResult r =
-      adacc("bench --model L=2,C=32,H=2,V=64,T=32 --batch 2 --seq 16 --threads 1 --steps 2 "
-            "--warmup 0 --budgets 100,40,5 --policies none,llmc,full,checkmate,adacc --out " +
-            out.string());
+  const CommandResult r = adacc(
+      "bench --model L=2,C=32,H=2,V=64,T=32 --batch 2 --seq 16 --threads 1 --steps 2 "
+      "--warmup 0 --budgets 100,40,5 --policies none,llmc,full,checkmate,adacc --out " +
+      out.string());
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
   ASSERT_TRUE(fs::exists(out / "bench.csv"));
   ASSERT_TRUE(fs::exists(out / "bench.png"));

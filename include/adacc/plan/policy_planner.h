@@ -33,6 +33,13 @@ inline constexpr double kDefaultTolerance = 0.05;
 // The policies compared by `adacc plan`, `adacc bench` and an infeasible budget's message.
 std::vector<std::string> compared_policies();
 
+// `costs` without the codecs no optimal plan needs: those whose gradient error is above
+// `tolerance`, and per tensor those dominated by an admissible codec that decodes to the
+// same form with no more encoded bytes and no more encode + decode time (one of them
+// better; of equals, the first listed stays). Memory and time of a plan only ever get
+// better by swapping a dominated codec for its dominator, so the optimum is unchanged.
+StepCosts prune_dominated_codecs(const StepCosts& costs, double tolerance);
+
 struct ChosenPlan {
   std::string policy;
   runtime::Plan plan;
@@ -41,7 +48,7 @@ struct ChosenPlan {
   // For cost-based policies: what the solver reported.
   bool solved = false;
   double solve_seconds = 0;
-  double gap = 0;              // proven relative optimality gap
+  double gap = 0;  // proven relative optimality gap
   bool proven_optimal = false;
 };
 
@@ -75,6 +82,7 @@ class PolicyPlanner {
   std::array<std::size_t, kMemCategories> fixed_;
   const StepCosts* costs_;
   double tolerance_;
+  StepCosts pruned_;  // costs_ without dominated or inadmissible codecs (what the MILP sees)
   runtime::MemoryPrediction none_;
 };
 

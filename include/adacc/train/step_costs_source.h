@@ -21,7 +21,7 @@ namespace adacc::train {
 struct CostsRequest {
   model::ModelConfig config;  // attention kind included
   int batch = 0, seq = 0, threads = 1;
-  std::string profile_file;                  // --profile; empty: the cache or a new profile
+  std::string profile_file;                    // --profile; empty: the cache or a new profile
   std::size_t budget = Allocator::kUnlimited;  // profiling stays within it
   bool use_cache = true;
   std::uint64_t seed = 1337;
