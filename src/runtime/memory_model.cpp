@@ -117,7 +117,7 @@ class CountingStore {
     for (TensorId in : op.inputs()) {
       if (graph_.tensor(in).kind == model::TensorKind::activation) touch_grad(in);
     }
-    if (op.kind() != "lm_head_loss") touch_grad(op.outputs().front());
+    if (op.backward_reads_output_grad()) touch_grad(op.outputs().front());
     workspace(op.backward_workspace(threads_));
   }
   void encode(TensorId id, const compress::Codec& codec) {

@@ -111,13 +111,13 @@ class RecomputeChecker {
 };
 
 // For every tensor, the first op (in forward order) whose backward reads it and cannot
-// take a GELU derivative in its place (every kind but "gelu"); -1 if none. One pass over
-// the ops, so that checking all compressed tensors stays linear in the graph.
+// take a GELU derivative in its place (OpNode::accepts_saved_form); -1 if none. One pass
+// over the ops, so that checking all compressed tensors stays linear in the graph.
 std::vector<int> first_value_reader(const StepGraph& graph) {
   std::vector<int> first(graph.tensors().size(), -1);
   for (int o = 0; o < static_cast<int>(graph.ops().size()); ++o) {
     const model::OpNode& op = graph.op(o);
-    if (op.kind() == "gelu") continue;
+    if (op.accepts_saved_form(model::SavedForm::gelu_derivative)) continue;
     for (TensorId s : op.saved()) {
       int& f = first.at(static_cast<std::size_t>(s));
       if (f < 0) f = o;
@@ -196,7 +196,7 @@ bool is_saved(const StepGraph& graph, TensorId id) {
 bool is_recomputable(const StepGraph& graph, TensorId id) {
   const TensorInfo& t = graph.tensor(id);
   if (t.kind != TensorKind::activation || t.producer < 0) return false;
-  return graph.op(t.producer).kind() != "lm_head_loss";
+  return graph.op(t.producer).recomputable();
 }
 
 void validate(const StepGraph& graph, const Plan& plan) {
