@@ -89,10 +89,17 @@ TEST_P(OpProperties, MatchWhatTheOpsDo) {
     op->backward(bwd);
     const TensorId out = op->outputs().front();
     EXPECT_EQ(op->backward_reads_output_grad(), bwd.grads_asked.count(out) == 1) << op->name();
+    std::set<TensorId> allowed;  // the gradients the runtime expects the backward to touch
     for (TensorId in : op->inputs()) {
       if (graph.tensor(in).kind == TensorKind::activation) {
         EXPECT_EQ(bwd.grads_asked.count(in), 1U) << op->name() << " " << graph.tensor(in).name;
+        allowed.insert(in);
       }
+    }
+    if (op->backward_reads_output_grad()) allowed.insert(out);
+    for (TensorId id : bwd.grads_asked) {
+      EXPECT_TRUE(allowed.count(id) == 1 || graph.tensor(id).kind == TensorKind::param)
+          << op->name() << " touches the gradient of " << graph.tensor(id).name;
     }
     EXPECT_EQ(op->accepts_saved_form(SavedForm::gelu_derivative), !bwd.forms_asked.empty())
         << op->name();
