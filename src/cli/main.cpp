@@ -13,6 +13,7 @@
 #include "adacc/model/gpt2.h"
 #include "adacc/plan/plan_io.h"
 #include "adacc/plan/policy.h"
+#include "adacc/runtime/step_program.h"
 #include "adacc/train/checkpoint.h"
 #include "adacc/train/run_options.h"
 #include "adacc/train/sampler.h"
@@ -250,6 +251,7 @@ struct PlanArgs {
   std::string attention = "flash";
   std::string out;
   bool table = false;
+  bool schedule = false;
 };
 
 void add_plan_command(CLI::App& app, PlanArgs& a) {
@@ -268,7 +270,11 @@ void add_plan_command(CLI::App& app, PlanArgs& a) {
       ->capture_default_str();
   c->add_option("--attention", a.attention, "flash or naive")->capture_default_str();
   c->add_option("--out", a.out, "Write the plan to this JSON file");
-  c->add_flag("--table", a.table, "Print the policy of every saved tensor");
+  c->add_flag("--table", a.table,
+              "Print the policy of every saved tensor and what the step's schedule runs");
+  c->add_flag("--schedule", a.schedule,
+              "Print the training step's schedule: every forward, re-run, encode, decode, "
+              "backward and free, in order");
 }
 
 std::string category_line(const std::array<std::size_t, adacc::kMemCategories>& bytes) {
@@ -316,7 +322,15 @@ int run_plan(const PlanArgs& a) {
     std::printf("  %-10s %12s  (%s)\n", name, format_bytes(b.total_peak).c_str(),
                 format_bytes(b.step_peak()).c_str());
   }
-  if (a.table) std::printf("\n%s", plan::format_plan_table(graph, plan).c_str());
+  if (a.table || a.schedule) {
+    const std::string program =
+        runtime::format_step_program(graph, runtime::lower(graph, plan, model::Pass::train));
+    if (a.table) {
+      std::printf("\n%s", plan::format_plan_table(graph, plan).c_str());
+      std::printf("%s", program.substr(0, program.find('\n') + 1).c_str());  // the counts
+    }
+    if (a.schedule) std::printf("\n%s", program.c_str());
+  }
   if (!a.out.empty()) {
     plan::save_plan_file(plan, graph, a.out);
     std::printf("plan written to %s\n", a.out.c_str());
