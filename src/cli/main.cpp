@@ -17,6 +17,7 @@
 #include "adacc/plan/plan_report.h"
 #include "adacc/plan/policy.h"
 #include "adacc/plan/policy_planner.h"
+#include "adacc/runtime/step_program.h"
 #include "adacc/train/checkpoint.h"
 #include "adacc/train/run_options.h"
 #include "adacc/train/sampler.h"
@@ -270,6 +271,7 @@ struct PlanArgs {
   double tolerance = -1;  // -1: plan::kDefaultTolerance
   std::string profile;
   std::string export_mps, export_lp;
+  bool schedule = false;
 };
 
 void add_plan_command(CLI::App& app, PlanArgs& a) {
@@ -305,7 +307,11 @@ void add_plan_command(CLI::App& app, PlanArgs& a) {
       ->capture_default_str();
   c->add_option("--attention", a.attention, "flash or naive")->capture_default_str();
   c->add_option("--out", a.out, "Write the plan to this JSON file");
-  c->add_flag("--table", a.table, "Print the policy of every saved tensor");
+  c->add_flag("--table", a.table,
+              "Print the policy of every saved tensor and what the step's schedule runs");
+  c->add_flag("--schedule", a.schedule,
+              "Print the training step's schedule: every forward, re-run, encode, decode, "
+              "backward and free, in order");
 }
 
 std::string category_line(const std::array<std::size_t, adacc::kMemCategories>& bytes) {
@@ -430,9 +436,17 @@ int run_plan(const PlanArgs& a) {
     }
     std::printf("%s\n", line.c_str());
   }
-  if (a.table) std::printf("\n%s", plan::format_plan_table(graph, chosen.plan).c_str());
   if (a.explain) {
     std::printf("\n%s", plan::format_explanation(graph, chosen.plan, *costs, tolerance).c_str());
+  }
+  if (a.table || a.schedule) {
+    const std::string program = runtime::format_step_program(
+        graph, runtime::lower(graph, chosen.plan, model::Pass::train));
+    if (a.table) {
+      std::printf("\n%s", plan::format_plan_table(graph, chosen.plan).c_str());
+      std::printf("%s", program.substr(0, program.find('\n') + 1).c_str());  // the counts
+    }
+    if (a.schedule) std::printf("\n%s", program.c_str());
   }
   if (!a.out.empty()) {
     plan::save_plan_file(chosen.plan, graph, a.out);

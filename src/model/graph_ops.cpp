@@ -163,6 +163,7 @@ class GeluNode final : public OpNode {
     saved_ = {inp};
   }
   std::string_view kind() const override { return "gelu"; }
+  bool accepts_saved_form(SavedForm) const override { return true; }
   void forward(OpEnv& env) const override {
     ops::gelu_forward(env.ctx(), env.value(inp_), env.output(out_));
   }
@@ -216,6 +217,8 @@ class LmHeadLossNode final : public OpNode {
     saved_ = {loss_grad};
   }
   std::string_view kind() const override { return "lm_head_loss"; }
+  bool recomputable() const override { return false; }
+  bool backward_reads_output_grad() const override { return false; }
   std::size_t forward_workspace(Pass, int) const override {
     return ops::lm_head_loss_workspace_bytes(rows_, vocab_);
   }

@@ -10,6 +10,7 @@
 
 #include "adacc/compress/codec.h"
 #include "adacc/core/error.h"
+#include "adacc/runtime/step_analysis.h"
 
 namespace adacc::plan {
 
@@ -26,7 +27,7 @@ using runtime::Policy;
 // Recompute the saved activations for which `pick` says yes; keep the rest.
 template <class Pick>
 Plan recompute_where(const StepGraph& graph, std::string planner, Pick pick) {
-  const std::vector<bool> saved = runtime::saved_tensors(graph);
+  const std::vector<bool> saved = runtime::analyze_step(graph).saved;
   Plan plan = runtime::keep_all_plan(graph);
   plan.planner = std::move(planner);
   for (std::size_t i = 0; i < graph.tensors().size(); ++i) {
@@ -103,16 +104,13 @@ Plan compress_plan(const StepGraph& graph, const std::vector<RoleCodec>& by_role
                             std::string(model::tensor_role_name(rc.role)));
     }
   }
-  const std::vector<bool> saved = runtime::saved_tensors(graph);
+  const runtime::StepAnalysis analysis = runtime::analyze_step(graph);
   Plan plan = runtime::keep_all_plan(graph);
   plan.planner = std::move(planner);
   for (std::size_t i = 0; i < graph.tensors().size(); ++i) {
     const auto id = static_cast<TensorId>(i);
     const TensorInfo& t = graph.tensor(id);
-    if (t.kind != TensorKind::activation || t.dtype != DType::f32 || !saved[i] ||
-        !runtime::is_recomputable(graph, id)) {
-      continue;
-    }
+    if (t.dtype != DType::f32 || !analysis.saved[i] || !analysis.recomputable[i]) continue;
     for (const RoleCodec& rc : by_role) {
       if (rc.role == t.role) plan.decisions[i] = {Policy::compress, rc.codec};
     }

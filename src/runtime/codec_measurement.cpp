@@ -10,7 +10,7 @@
 #include "adacc/compress/codec.h"
 #include "adacc/core/error.h"
 #include "adacc/ops/gelu_math.h"
-#include "adacc/runtime/plan.h"
+#include "adacc/runtime/step_analysis.h"
 
 namespace adacc::runtime {
 
@@ -148,25 +148,23 @@ std::vector<CodecMeasurement> measure_codecs(const model::StepGraph& graph,
   for (const auto& op : graph.ops()) op->forward(env);
   for (auto it = graph.ops().rbegin(); it != graph.ops().rend(); ++it) (*it)->backward(env);
 
-  // The ops whose backward reads each tensor.
-  std::vector<std::vector<const model::OpNode*>> readers(graph.tensors().size());
-  for (const auto& op : graph.ops()) {
-    for (TensorId id : op->saved()) readers[static_cast<std::size_t>(id)].push_back(op.get());
-  }
+  const StepAnalysis analysis = analyze_step(graph);
 
   std::vector<CodecMeasurement> out;
   for (std::size_t i = 0; i < graph.tensors().size(); ++i) {
     const auto id = static_cast<TensorId>(i);
     const model::TensorInfo& t = graph.tensor(id);
-    if (t.kind != TensorKind::activation || t.dtype != DType::f32 || readers[i].empty() ||
-        !is_recomputable(graph, id)) {
+    if (t.kind != TensorKind::activation || t.dtype != DType::f32 || !analysis.saved[i] ||
+        !analysis.recomputable[i]) {
       continue;
     }
+    const std::vector<int>& readers = analysis.readers[i];
     const Tensor& x = env.value(id);
     // Reference gradients of each reader's backward, replayed on the exact tensor (equal
     // to the step's own, but computed alone, so that the comparison is like for like).
     std::vector<std::vector<std::pair<Tensor, bool>>> ref;
-    for (const model::OpNode* op : readers[i]) {
+    for (int o : readers) {
+      const model::OpNode* op = &graph.op(o);
       KeepAllEnv e = env.replay(op->outputs());
       op->backward(e);
       ref.push_back(written_grads(graph, *op, e));
@@ -202,8 +200,8 @@ std::vector<CodecMeasurement> measure_codecs(const model::StepGraph& graph,
       // The gradient error: each reader's backward on the decoded tensor.
       ErrorSums all, weights;
       bool has_weights = false;
-      for (std::size_t r = 0; r < readers[i].size(); ++r) {
-        const model::OpNode* op = readers[i][r];
+      for (std::size_t r = 0; r < readers.size(); ++r) {
+        const model::OpNode* op = &graph.op(readers[r]);
         KeepAllEnv e = env.replay(op->outputs());
         e.set_value(id, dec, codec.decodes_to());
         op->backward(e);

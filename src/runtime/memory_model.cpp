@@ -1,11 +1,10 @@
-// The memory model: the step schedule run on byte counts (see memory_model.h).
+// The memory model: the plan's step program run on byte counts (see memory_model.h).
 #include "adacc/runtime/memory_model.h"
 
 #include <algorithm>
-#include <optional>
 
 #include "adacc/ops/workspace.h"
-#include "step_schedule.h"
+#include "adacc/runtime/step_program.h"
 
 namespace adacc::runtime {
 
@@ -56,23 +55,23 @@ class PeakOfPoints {
   bool any_ = false;
 };
 
-// The schedule's store on byte counts. It allocates and frees in the order the executor's
+// The program's store on byte counts. It allocates and frees in the order the executor's
 // ops do (outputs, then workspace; a re-run op's scratch outputs until it ends), so that
-// each event's peak is the allocator's too, and records the step's timeline.
+// each instruction's peak is the allocator's too, and records the step's timeline.
 class CountingStore {
  public:
   // With `keep_points`, the store keeps every point (timeline()); else only their peak.
-  CountingStore(const model::StepGraph& graph, const Plan& plan, int threads, model::Pass pass,
+  CountingStore(const model::StepGraph& graph, int threads, model::Pass pass,
                 const std::array<std::size_t, kMemCategories>& fixed, bool keep_points)
       : keep_points_(keep_points),
         peak_of_points_(fixed),
         graph_(graph),
-        plan_(plan),
         threads_(threads),
         pass_(pass),
         present_(graph.tensors().size(), 0),
         encoded_(graph.tensors().size(), 0),
         grad_(graph.tensors().size(), 0),
+        encoded_codec_(graph.tensors().size(), nullptr),
         value_category_(graph.tensors().size(), MemCategory::activations) {
     for (std::size_t i = 0; i < graph.tensors().size(); ++i) {
       if (graph.tensors()[i].kind != model::TensorKind::activation) present_[i] = 1;
@@ -80,12 +79,43 @@ class CountingStore {
     current_ = fixed;
     for (int c = 0; c < kMemCategories; ++c) total_ += fixed[c];
     start_interval();
-    point(std::nullopt);
+    point(nullptr);
   }
 
   bool present(TensorId id) const { return present_[i(id)] != 0; }
   bool has_encoded(TensorId id) const { return encoded_[i(id)] != 0; }
-  bool has_grad(TensorId id) const { return grad_[i(id)] != 0; }
+
+  // Runs one instruction, then records its point.
+  void run(const Instruction& ins) {
+    using K = Instruction::Kind;
+    switch (ins.kind) {
+      case K::forward:
+        forward(ins.op);
+        break;
+      case K::backward:
+        backward(ins.op);
+        break;
+      case K::recompute:
+        recompute(ins.op);
+        break;
+      case K::encode:
+        encode(ins.tensor, *ins.codec);
+        break;
+      case K::decode:
+        alloc_value(ins.tensor, MemCategory::workspace);
+        break;
+      case K::free_value:
+        free_value(ins.tensor);
+        break;
+      case K::free_encoded:
+        free_encoded(ins.tensor);
+        break;
+      case K::free_grad:
+        free_grad(ins.tensor);
+        break;
+    }
+    point(&ins);
+  }
 
   void forward(int o) {
     const model::OpNode& op = graph_.op(o);
@@ -117,15 +147,15 @@ class CountingStore {
     for (TensorId in : op.inputs()) {
       if (graph_.tensor(in).kind == model::TensorKind::activation) touch_grad(in);
     }
-    if (op.kind() != "lm_head_loss") touch_grad(op.outputs().front());
+    if (op.backward_reads_output_grad()) touch_grad(op.outputs().front());
     workspace(op.backward_workspace(threads_));
   }
   void encode(TensorId id, const compress::Codec& codec) {
     encoded_[i(id)] = 1;
+    encoded_codec_[i(id)] = &codec;
     alloc(MemCategory::compressed, accounted_bytes(codec.encoded_bytes(graph_.tensor(id).shape)));
     free_value(id);
   }
-  void decode(TensorId id, const compress::Codec&) { alloc_value(id, MemCategory::workspace); }
   void free_value(TensorId id) {
     if (!present(id)) return;
     present_[i(id)] = 0;
@@ -134,15 +164,14 @@ class CountingStore {
   void free_encoded(TensorId id) {
     if (!has_encoded(id)) return;
     encoded_[i(id)] = 0;
-    const compress::Codec& codec = compress::codec_by_name(plan_.decisions.at(i(id)).codec);
-    release(MemCategory::compressed, accounted_bytes(codec.encoded_bytes(graph_.tensor(id).shape)));
+    release(MemCategory::compressed,
+            accounted_bytes(encoded_codec_[i(id)]->encoded_bytes(graph_.tensor(id).shape)));
   }
   void free_grad(TensorId id) {
     if (!grad_[i(id)]) return;
     grad_[i(id)] = 0;
     release(MemCategory::workspace, bytes(id));
   }
-  void after(const detail::ScheduleEvent& e) { point(e); }
 
   // The end of the step: what the step still holds is freed (the executor's tensors of
   // the step go when the step ends).
@@ -154,7 +183,7 @@ class CountingStore {
       free_encoded(id);
       free_grad(id);
     }
-    point(std::nullopt);
+    point(nullptr);
   }
 
   // The timeline, labelled (with keep_points).
@@ -206,13 +235,13 @@ class CountingStore {
     at_peak_ = category_peak_ = current_;
   }
   // Labels are made at the end (predicting the peak alone needs only the highest point's).
-  std::string label(const std::optional<detail::ScheduleEvent>& event, std::size_t index) const {
-    if (!event) return index == 0 ? "before the step" : "after the step";
-    return detail::event_label(graph_, plan_, *event);
+  std::string label(const Instruction* ins, std::size_t index) const {
+    if (ins == nullptr) return index == 0 ? "before the step" : "after the step";
+    return instruction_label(graph_, *ins);
   }
 
-  // A point of the timeline, unlabelled; nullopt: before or after the step.
-  void point(const std::optional<detail::ScheduleEvent>& event) {
+  // A point of the timeline, unlabelled, after `ins` (null: before or after the step).
+  void point(const Instruction* event) {
     TimelinePoint p;
     p.live = current_;
     p.peak = peak_;
@@ -232,13 +261,13 @@ class CountingStore {
 
   bool keep_points_;
   PeakOfPoints peak_of_points_;
-  std::optional<detail::ScheduleEvent> highest_event_;
+  const Instruction* highest_event_ = nullptr;
   std::size_t highest_index_ = 0, points_ = 0;
   const model::StepGraph& graph_;
-  const Plan& plan_;
   int threads_;
   model::Pass pass_;
   std::vector<char> present_, encoded_, grad_;
+  std::vector<const compress::Codec*> encoded_codec_;
   std::vector<MemCategory> value_category_;
   std::array<std::size_t, kMemCategories> current_{};
   std::size_t total_ = 0;
@@ -246,16 +275,12 @@ class CountingStore {
   std::size_t peak_ = 0;
   std::array<std::size_t, kMemCategories> at_peak_{}, category_peak_{};
   StepTimeline timeline_;
-  std::vector<std::optional<detail::ScheduleEvent>> events_;  // of the points
+  std::vector<const Instruction*> events_;  // of the points (the program outlives the store)
 };
 
-// Runs the schedule of one step on byte counts.
-void count_step(CountingStore& store, const model::StepGraph& graph, const Plan& plan,
-                model::Pass pass) {
-  const std::vector<model::TensorLifetime> life = model::analyze_lifetimes(graph);
-  const detail::StepSchedule<CountingStore> schedule(graph, plan, life);
-  schedule.forward(store, pass, static_cast<int>(graph.ops().size()));
-  if (pass == model::Pass::train) schedule.backward(store);
+// Runs a step program on byte counts.
+void count_step(CountingStore& store, const StepProgram& program) {
+  for (const Instruction& ins : program.instructions) store.run(ins);
   store.finish();
 }
 
@@ -264,9 +289,14 @@ void count_step(CountingStore& store, const model::StepGraph& graph, const Plan&
 StepTimeline predict_step_timeline(const model::StepGraph& graph, const Plan& plan, int threads,
                                    const std::array<std::size_t, kMemCategories>& fixed,
                                    model::Pass pass) {
-  validate(graph, plan);
-  CountingStore store(graph, plan, threads, pass, fixed, /*keep_points=*/true);
-  count_step(store, graph, plan, pass);
+  return predict_step_timeline(graph, lower(graph, plan, pass), threads, fixed);
+}
+
+StepTimeline predict_step_timeline(const model::StepGraph& graph, const StepProgram& program,
+                                   int threads,
+                                   const std::array<std::size_t, kMemCategories>& fixed) {
+  CountingStore store(graph, threads, program.pass, fixed, /*keep_points=*/true);
+  count_step(store, program);
   return store.timeline();
 }
 
@@ -283,10 +313,15 @@ MemoryPrediction timeline_peak(const StepTimeline& timeline,
 MemoryPrediction predict_step_memory(const model::StepGraph& graph, const Plan& plan, int threads,
                                      const std::array<std::size_t, kMemCategories>& fixed,
                                      model::Pass pass) {
+  return predict_step_memory(graph, lower(graph, plan, pass), threads, fixed);
+}
+
+MemoryPrediction predict_step_memory(const model::StepGraph& graph, const StepProgram& program,
+                                     int threads,
+                                     const std::array<std::size_t, kMemCategories>& fixed) {
   // predict_step_timeline's points, reduced as they come (timeline_peak's reduction).
-  validate(graph, plan);
-  CountingStore store(graph, plan, threads, pass, fixed, /*keep_points=*/false);
-  count_step(store, graph, plan, pass);
+  CountingStore store(graph, threads, program.pass, fixed, /*keep_points=*/false);
+  count_step(store, program);
   return store.peak();
 }
 

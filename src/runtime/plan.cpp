@@ -13,6 +13,7 @@
 
 #include "adacc/compress/codec.h"
 #include "adacc/core/error.h"
+#include "adacc/runtime/step_analysis.h"
 
 namespace adacc::runtime {
 
@@ -32,8 +33,11 @@ std::string quoted(const TensorInfo& t) {
 // the model (every-<k> with k >= L), far deeper than the call stack allows.
 class RecomputeChecker {
  public:
-  RecomputeChecker(const StepGraph& graph, const Plan& plan, const std::vector<bool>& saved)
-      : graph_(graph), plan_(plan), saved_(saved), state_(graph.tensors().size(), State::unknown) {}
+  RecomputeChecker(const StepGraph& graph, const StepAnalysis& analysis, const Plan& plan)
+      : graph_(graph),
+        analysis_(analysis),
+        plan_(plan),
+        state_(graph.tensors().size(), State::unknown) {}
 
   // Throws PlanInfeasible unless `id` (a saved activation whose policy is recompute) can
   // be rebuilt in the backward: visits the inputs of its producer, recursively, in order.
@@ -64,7 +68,7 @@ class RecomputeChecker {
   bool retained(TensorId id) const {
     const TensorInfo& t = graph_.tensor(id);
     if (t.kind != TensorKind::activation) return true;  // inputs and params are always there
-    return saved_[static_cast<std::size_t>(id)] &&
+    return analysis_.saved[static_cast<std::size_t>(id)] &&
            plan_.decisions[static_cast<std::size_t>(id)].policy != Policy::recompute;
   }
 
@@ -90,12 +94,12 @@ class RecomputeChecker {
                            "keep or compress " +
                            quoted(t));
     }
-    if (!is_recomputable(graph_, id)) {
+    if (!analysis_.is_recomputable(id)) {
       throw PlanInfeasible(
           "[plan] recomputing " + quoted(root) + " needs " + quoted(t) +
           (via >= 0 ? " (an input of the producer of " + quoted(graph_.tensor(via)) + ")"
                     : std::string()) +
-          ", which is " + (saved_[i] ? "not retained" : "not saved by any backward op") +
+          ", which is " + (analysis_.saved[i] ? "not retained" : "not saved by any backward op") +
           " and cannot be recomputed; keep or compress " + quoted(root) + " instead");
     }
     state_[i] = State::visiting;
@@ -103,31 +107,15 @@ class RecomputeChecker {
   }
 
   const StepGraph& graph_;
+  const StepAnalysis& analysis_;
   const Plan& plan_;
-  const std::vector<bool>& saved_;
   std::vector<State> state_;
   std::vector<Frame> stack_;
   TensorId root_ = model::kNoTensor;
 };
 
-// For every tensor, the first op (in forward order) whose backward reads it and cannot
-// take a GELU derivative in its place (every kind but "gelu"); -1 if none. One pass over
-// the ops, so that checking all compressed tensors stays linear in the graph.
-std::vector<int> first_value_reader(const StepGraph& graph) {
-  std::vector<int> first(graph.tensors().size(), -1);
-  for (int o = 0; o < static_cast<int>(graph.ops().size()); ++o) {
-    const model::OpNode& op = graph.op(o);
-    if (op.kind() == "gelu") continue;
-    for (TensorId s : op.saved()) {
-      int& f = first.at(static_cast<std::size_t>(s));
-      if (f < 0) f = o;
-    }
-  }
-  return first;
-}
-
 // Throws InvalidArgument unless `codec` is meant for t's role and every backward op that
-// reads t accepts what the codec decodes to (`value_reader`: first_value_reader(graph)[id]).
+// reads t accepts what the codec decodes to (`value_reader`: StepAnalysis::first_value_reader).
 void require_codec_fits(const StepGraph& graph, const TensorInfo& t, int value_reader,
                         const compress::Codec& codec) {
   if (!codec.applies_to(t.role)) {
@@ -177,11 +165,7 @@ Plan keep_all_plan(const StepGraph& graph) {
 }
 
 std::vector<bool> saved_tensors(const StepGraph& graph) {
-  std::vector<bool> saved(graph.tensors().size(), false);
-  for (const auto& op : graph.ops()) {
-    for (TensorId id : op->saved()) saved.at(static_cast<std::size_t>(id)) = true;
-  }
-  return saved;
+  return analyze_step(graph).saved;
 }
 
 bool is_saved(const StepGraph& graph, TensorId id) {
@@ -196,10 +180,14 @@ bool is_saved(const StepGraph& graph, TensorId id) {
 bool is_recomputable(const StepGraph& graph, TensorId id) {
   const TensorInfo& t = graph.tensor(id);
   if (t.kind != TensorKind::activation || t.producer < 0) return false;
-  return graph.op(t.producer).kind() != "lm_head_loss";
+  return graph.op(t.producer).recomputable();
 }
 
 void validate(const StepGraph& graph, const Plan& plan) {
+  validate(graph, analyze_step(graph), plan);
+}
+
+void validate(const StepGraph& graph, const StepAnalysis& analysis, const Plan& plan) {
   const std::size_t n = graph.tensors().size();
   if (plan.decisions.size() != n) {
     throw InvalidArgument("[plan] plan '" + plan.planner + "' has " +
@@ -208,8 +196,7 @@ void validate(const StepGraph& graph, const Plan& plan) {
                           " tensors; make the plan for this graph (same model, batch and "
                           "sequence length)");
   }
-  const std::vector<bool> saved = saved_tensors(graph);
-  std::vector<int> value_reader;  // first_value_reader, made when a compress decision needs it
+  const std::vector<bool>& saved = analysis.saved;
 
   // Malformed decisions, tensor by tensor.
   for (std::size_t i = 0; i < n; ++i) {
@@ -232,11 +219,10 @@ void validate(const StepGraph& graph, const Plan& plan) {
         throw InvalidArgument("[plan] " + quoted(t) + " is " + std::string(dtype_name(t.dtype)) +
                               " but codecs encode f32 tensors; keep or recompute it");
       }
-      if (value_reader.empty()) value_reader = first_value_reader(graph);
-      require_codec_fits(graph, t, value_reader[i], compress::codec_by_name(d.codec));
+      require_codec_fits(graph, t, analysis.first_value_reader(graph, static_cast<TensorId>(i)),
+                         compress::codec_by_name(d.codec));
     }
-    if (d.policy == Policy::recompute && saved[i] &&
-        !is_recomputable(graph, static_cast<TensorId>(i))) {
+    if (d.policy == Policy::recompute && saved[i] && !analysis.recomputable[i]) {
       const std::string why = t.producer < 0 ? "no op produces it"
                                              : "its producer '" + graph.op(t.producer).name() +
                                                    "' cannot be re-run in the backward";
@@ -246,7 +232,7 @@ void validate(const StepGraph& graph, const Plan& plan) {
   }
 
   // Every recomputation of a saved tensor must be possible from retained tensors.
-  RecomputeChecker checker(graph, plan, saved);
+  RecomputeChecker checker(graph, analysis, plan);
   for (std::size_t i = 0; i < n; ++i) {
     if (saved[i] && plan.decisions[i].policy == Policy::recompute) {
       checker.check_root(static_cast<TensorId>(i));

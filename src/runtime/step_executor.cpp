@@ -1,11 +1,10 @@
-// Step execution under a Plan (see step_executor.h and step_schedule.h).
+// Step execution under a Plan (see step_executor.h): the plan's step program run on tensors.
 #include "adacc/runtime/step_executor.h"
 
 #include <chrono>
 #include <deque>
 
 #include "adacc/core/error.h"
-#include "step_schedule.h"
 
 namespace adacc::runtime {
 
@@ -106,14 +105,12 @@ class StepExecutor::Env final : public model::OpEnv {
   float loss_ = 0;
 };
 
-// The schedule's store on real tensors: runs the ops and holds their results.
+// The program's store on real tensors: runs the ops and holds their results. It checks
+// what the lowering assumed about presence (a tensor freed, encoded or decoded exists), so
+// that a lowering bug fails loudly instead of silently freeing nothing.
 class StepExecutor::Store {
  public:
   explicit Store(Env& env) : env_(env), ex_(env.ex_) {}
-
-  bool present(TensorId id) const { return env_.values_[idx(id)].defined(); }
-  bool has_encoded(TensorId id) const { return env_.encoded_[idx(id)].defined(); }
-  bool has_grad(TensorId id) const { return env_.grads_[idx(id)].defined(); }
 
   void forward(int o) {
     const auto t0 = Clock::now();
@@ -132,6 +129,7 @@ class StepExecutor::Store {
     if (ex_.profiling_) ex_.timings_[static_cast<std::size_t>(o)].backward = seconds_since(t0);
   }
   void encode(TensorId id, const compress::Codec& codec) {
+    require(env_.values_[idx(id)].defined(), "encodes", id);
     env_.encoded_[idx(id)] = codec.encode(ex_.ctx_, env_.values_[idx(id)]);
     env_.values_[idx(id)] = Tensor();
   }
@@ -139,22 +137,63 @@ class StepExecutor::Store {
     const model::TensorInfo& info = ex_.graph_.tensor(id);
     Tensor t = Tensor::empty(ex_.ctx_.allocator(), info.shape, info.dtype, MemCategory::workspace,
                              info.name + " (decoded)");
+    require(env_.encoded_[idx(id)].defined(), "decodes", id);
     codec.decode(ex_.ctx_, env_.encoded_[idx(id)], t);
     env_.values_[idx(id)] = std::move(t);
     env_.forms_[idx(id)] = codec.decodes_to();
   }
   void free_value(TensorId id) {
+    require(env_.values_[idx(id)].defined(), "frees", id);
     env_.values_[idx(id)] = Tensor();
     env_.forms_[idx(id)] = model::SavedForm::value;
   }
-  void free_encoded(TensorId id) { env_.encoded_[idx(id)] = Tensor(); }
-  void free_grad(TensorId id) { env_.grads_[idx(id)] = Tensor(); }
-  void after(const detail::ScheduleEvent& e) {
-    if (ex_.recording_) ex_.record(detail::event_label(ex_.graph_, ex_.plan_, e));
+  void free_encoded(TensorId id) {
+    require(env_.encoded_[idx(id)].defined(), "frees the encoding of", id);
+    env_.encoded_[idx(id)] = Tensor();
+  }
+  void free_grad(TensorId id) {
+    require(env_.grads_[idx(id)].defined(), "frees the gradient of", id);
+    env_.grads_[idx(id)] = Tensor();
+  }
+
+  void run(const Instruction& ins) {
+    using K = Instruction::Kind;
+    switch (ins.kind) {
+      case K::forward:
+        forward(ins.op);
+        break;
+      case K::backward:
+        backward(ins.op);
+        break;
+      case K::recompute:
+        recompute(ins.op);
+        break;
+      case K::encode:
+        encode(ins.tensor, *ins.codec);
+        break;
+      case K::decode:
+        decode(ins.tensor, *ins.codec);
+        break;
+      case K::free_value:
+        free_value(ins.tensor);
+        break;
+      case K::free_encoded:
+        free_encoded(ins.tensor);
+        break;
+      case K::free_grad:
+        free_grad(ins.tensor);
+        break;
+    }
   }
 
  private:
   static std::size_t idx(TensorId id) { return static_cast<std::size_t>(id); }
+  void require(bool holds, const char* what, TensorId id) const {
+    if (holds) return;
+    throw Error(std::string("[runtime] the step program ") + what + " '" +
+                ex_.graph_.tensor(id).name +
+                "', which does not exist at that point: a bug in the lowering, please report it");
+  }
   Env& env_;
   StepExecutor& ex_;
 };
@@ -165,17 +204,22 @@ StepExecutor::StepExecutor(const model::StepGraph& graph, const model::ParamSet&
 
 StepExecutor::StepExecutor(const model::StepGraph& graph, const model::ParamSet& params,
                            model::ParamSet& grads, Context& ctx, Plan plan)
-    : graph_(graph),
-      params_(params),
-      grads_(grads),
-      ctx_(ctx),
-      life_(model::analyze_lifetimes(graph)) {
+    : graph_(graph), params_(params), grads_(grads), ctx_(ctx), analysis_(analyze_step(graph)) {
   set_plan(std::move(plan));
 }
 
 void StepExecutor::set_plan(Plan plan) {
-  validate(graph_, plan);
+  StepProgram train = lower(graph_, analysis_, plan, Pass::train);  // validates
   plan_ = std::move(plan);
+  train_program_ = std::move(train);
+  eval_program_.reset();
+  features_program_.reset();
+}
+
+const StepProgram& StepExecutor::program(Pass pass) {
+  if (pass == Pass::train) return train_program_;
+  if (!eval_program_) eval_program_ = lower(graph_, analysis_, plan_, Pass::eval);
+  return *eval_program_;
 }
 
 float StepExecutor::forward_backward(const Tensor& tokens, const Tensor& targets) {
@@ -197,7 +241,7 @@ float StepExecutor::recorded_step(Pass pass, const Tensor& tokens, const Tensor&
     Env env(*this, pass);
     env.bind_input(graph_.tokens, tokens);
     env.bind_input(graph_.targets, targets);
-    loss = run(env, static_cast<int>(graph_.ops().size()));
+    loss = run(env, program(pass));
   }  // the step's tensors go here
   if (recording_) record("after the step");
   return loss;
@@ -213,17 +257,20 @@ Tensor StepExecutor::features(const Tensor& tokens) {
   Env env(*this, Pass::eval);
   env.bind_input(graph_.tokens, tokens);
   const int n_ops = static_cast<int>(graph_.ops().size());
-  run(env, n_ops - 1);
+  if (!features_program_)
+    features_program_ = lower(graph_, analysis_, plan_, Pass::eval, n_ops - 1);
+  run(env, *features_program_);
   // The loss op's input outlives the loop: its last forward use is the loss op.
   return env.value(graph_.op(n_ops - 1).inputs().front());
 }
 
-float StepExecutor::run(Env& env, int n_forward) {
+float StepExecutor::run(Env& env, const StepProgram& program) {
   if (profiling_) timings_.assign(graph_.ops().size(), OpTiming{});
   Store store(env);
-  const detail::StepSchedule<Store> schedule(graph_, plan_, life_);
-  schedule.forward(store, env.pass(), n_forward);
-  if (env.pass() == Pass::train) schedule.backward(store);
+  for (const Instruction& ins : program.instructions) {
+    store.run(ins);
+    if (recording_) record(instruction_label(graph_, ins));
+  }
   return env.loss();
 }
 

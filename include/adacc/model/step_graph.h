@@ -113,6 +113,17 @@ class OpNode {
   // Whether the forward in `pass` writes this output (the fused loss writes its input's
   // gradient only when training).
   virtual bool produces(TensorId id, Pass pass) const { return true; }
+  // Whether the op can be re-run in the backward to rebuild its outputs. The fused lm-head +
+  // loss cannot: its forward adds into the gradient of the tied embedding (dwte), so a re-run
+  // would count that gradient twice.
+  virtual bool recomputable() const { return true; }
+  // Whether the backward can read a saved tensor stored as `form` instead of its value (the
+  // GELU backward takes gelu'(x) in place of x; every other op needs the value).
+  virtual bool accepts_saved_form(SavedForm form) const { return form == SavedForm::value; }
+  // Whether the backward reads (and so first allocates) the gradient of the op's first
+  // output. Every op's does but the fused lm-head + loss's, whose input gradient was made in
+  // its forward. (Every backward adds into the gradients of its activation inputs.)
+  virtual bool backward_reads_output_grad() const { return true; }
 
   const std::string& name() const { return name_; }
   int layer() const { return layer_; }

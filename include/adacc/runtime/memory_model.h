@@ -1,8 +1,8 @@
 // The memory model: predicts, from the step graph, tensor sizes, the kernels' declared
 // workspace and a Plan, the allocator's bytes over one step — per category, after every
-// event of the step schedule (the step's timeline, step_timeline.h), and from it the peak,
-// in total and per category, and where it happens (the forward or backward of which op).
-// It follows the executor's own schedule (step_schedule.h) on byte counts instead of
+// instruction of the plan's step program (the step's timeline, step_timeline.h), and from
+// it the peak, in total and per category, and where it happens (the forward or backward of
+// which op). It runs the executor's own program (step_program.h) on byte counts instead of
 // tensors, so prediction and execution agree on what is alive when; the timeline is what
 // tests compare with the executor's measured one, point by point.
 #pragma once
@@ -15,6 +15,7 @@
 #include "adacc/model/config.h"
 #include "adacc/model/step_graph.h"
 #include "adacc/runtime/plan.h"
+#include "adacc/runtime/step_program.h"
 #include "adacc/runtime/step_timeline.h"
 
 namespace adacc::runtime {
@@ -45,6 +46,10 @@ std::array<std::size_t, kMemCategories> training_fixed_bytes(const model::ModelC
 StepTimeline predict_step_timeline(const model::StepGraph& graph, const Plan& plan, int threads,
                                    const std::array<std::size_t, kMemCategories>& fixed,
                                    model::Pass pass = model::Pass::train);
+// The same for a plan already lowered (one point per instruction, plus before and after).
+StepTimeline predict_step_timeline(const model::StepGraph& graph, const StepProgram& program,
+                                   int threads,
+                                   const std::array<std::size_t, kMemCategories>& fixed);
 
 // The peak of a timeline (its highest point, the first if several) as a prediction, with
 // `fixed` the bytes it held throughout.
@@ -55,5 +60,10 @@ MemoryPrediction timeline_peak(const StepTimeline& timeline,
 MemoryPrediction predict_step_memory(const model::StepGraph& graph, const Plan& plan, int threads,
                                      const std::array<std::size_t, kMemCategories>& fixed,
                                      model::Pass pass = model::Pass::train);
+
+// The same for a plan already lowered.
+MemoryPrediction predict_step_memory(const model::StepGraph& graph, const StepProgram& program,
+                                     int threads,
+                                     const std::array<std::size_t, kMemCategories>& fixed);
 
 }  // namespace adacc::runtime

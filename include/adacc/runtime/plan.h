@@ -18,6 +18,8 @@
 
 namespace adacc::runtime {
 
+struct StepAnalysis;  // runtime/step_analysis.h
+
 enum class Policy : std::uint8_t { keep, compress, recompute };
 
 std::string_view policy_name(Policy policy);
@@ -59,5 +61,7 @@ bool is_recomputable(const model::StepGraph& graph, model::TensorId id);
 // backward op saves is never retained, so a recompute that needs it rebuilds it too, whatever its
 // policy.
 void validate(const model::StepGraph& graph, const Plan& plan);
+// The same, with the graph's analysis at hand (runtime/step_analysis.h).
+void validate(const model::StepGraph& graph, const StepAnalysis& analysis, const Plan& plan);
 
 }  // namespace adacc::runtime

@@ -1,6 +1,7 @@
 // How many times the step executor re-runs each op's forward in the backward of one
-// training step under a plan: the step schedule (step_schedule.h) walked on presence
-// flags alone, so the count is the executor's own. The cost model prices a plan with it.
+// training step under a plan: the `recompute` instructions of the plan's lowered step
+// program (step_program.h), which the executor runs, so the count is the executor's own.
+// The cost model prices a plan with it.
 #pragma once
 
 #include <vector>

@@ -4,19 +4,23 @@
 // Categories: op outputs and rebuilt (recomputed) tensors are activations; encoded
 // tensors are compressed; decoded tensors, gradients of activations (allocated zeroed
 // on first use, freed once their producer's backward has consumed them) and kernel
-// scratch are workspace. The order of allocations and frees is step_schedule.h's, which
-// the memory model (memory_model.h) follows too.
+// scratch are workspace. The order of allocations and frees is the plan's step program
+// (step_program.h), lowered once per plan and pass, which the memory model
+// (memory_model.h) runs too.
 //
 // Recompute is exact: a plan that only keeps and recomputes gives bit-identical losses
 // and gradients to keeping everything.
 #pragma once
 
+#include <optional>
 #include <vector>
 
 #include "adacc/core/context.h"
 #include "adacc/model/param_set.h"
 #include "adacc/model/step_graph.h"
 #include "adacc/runtime/plan.h"
+#include "adacc/runtime/step_analysis.h"
+#include "adacc/runtime/step_program.h"
 #include "adacc/runtime/step_timeline.h"
 
 namespace adacc::runtime {
@@ -37,8 +41,11 @@ class StepExecutor {
                Context& ctx, Plan plan);
 
   const Plan& plan() const { return plan_; }
-  // Swaps in another plan (between steps).
+  // Swaps in another plan (between steps); lowers it for training (step_program.h).
   void set_plan(Plan plan);
+  // The instruction list a step of `pass` runs under the plan (lowered once per plan and
+  // pass; every step of that pass runs this list).
+  const StepProgram& program(model::Pass pass);
 
   // Forward and backward on one batch; adds the gradients into `grads` and returns the
   // mean loss. tokens and targets are (B,T) int32.
@@ -56,7 +63,7 @@ class StepExecutor {
   const std::vector<OpTiming>& op_timings() const { return timings_; }
 
   // When on, forward_backward and forward record the step's memory timeline from the
-  // context's allocator: a point before the step, after every schedule event and after
+  // context's allocator: a point before the step, after every instruction and after
   // the step (step_timeline.h; predict_step_timeline predicts the same points). Off by
   // default. The allocator's interval (Allocator::start_interval) is the recorder's while
   // a recorded step runs.
@@ -67,8 +74,8 @@ class StepExecutor {
  private:
   class Env;
   class Store;
-  // Runs the forward of ops [0, n_forward) and, when training, the whole backward.
-  float run(Env& env, int n_forward);
+  // Runs a step program on env's tensors.
+  float run(Env& env, const StepProgram& program);
   // A timeline point now (when recording), and a new allocator interval.
   void record(std::string label);
   // forward_backward or forward, recorded as one timeline when recording is on.
@@ -78,8 +85,10 @@ class StepExecutor {
   const model::ParamSet& params_;
   model::ParamSet& grads_;
   Context& ctx_;
+  StepAnalysis analysis_;
   Plan plan_;
-  std::vector<model::TensorLifetime> life_;
+  StepProgram train_program_;
+  std::optional<StepProgram> eval_program_, features_program_;  // lowered on first use
   bool profiling_ = false;
   std::vector<OpTiming> timings_;
   bool recording_ = false;

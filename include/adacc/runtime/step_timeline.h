@@ -1,5 +1,5 @@
 // A step's memory timeline: the bytes held per category after every event of the step
-// schedule (src/runtime/step_schedule.h), and the highest total reached during each event.
+// program (runtime/step_program.h), and the highest total reached during each instruction.
 //
 // Both sides produce one: the step executor measures it from the allocator when asked
 // (StepExecutor::set_timeline_recording), and the memory model predicts it
