@@ -87,6 +87,11 @@ ChosenPlan PolicyPlanner::choose(std::string_view policy, std::size_t budget) co
     options.threads = threads_;
     options.tolerance = tolerance_;
     options.codecs = policy == "adacc";
+    // Below the smallest feasible budget (known once asked for) there is nothing to solve.
+    const auto known = smallest_.find(policy);
+    if (known != smallest_.end() && budget < known->second) {
+      throw_infeasible(policy, budget, known->second);
+    }
     MilpResult r;
     try {
       r = plan_milp(graph_, pruned_, options);
@@ -111,6 +116,14 @@ ChosenPlan PolicyPlanner::choose(std::string_view policy, std::size_t budget) co
 }
 
 std::size_t PolicyPlanner::smallest_budget(std::string_view policy) const {
+  const auto cached = smallest_.find(policy);
+  if (cached != smallest_.end()) return cached->second;
+  const std::size_t bytes = find_smallest_budget(policy);
+  smallest_.emplace(std::string(policy), bytes);
+  return bytes;
+}
+
+std::size_t PolicyPlanner::find_smallest_budget(std::string_view policy) const {
   if (is_cost_based_policy(policy)) {
     if (costs_ == nullptr) {
       throw InvalidArgument("[plan] policy '" + std::string(policy) +

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstddef>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -74,6 +75,7 @@ class PolicyPlanner {
   double predict_seconds(const runtime::Plan& plan) const;
 
  private:
+  std::size_t find_smallest_budget(std::string_view policy) const;
   [[noreturn]] void throw_infeasible(std::string_view policy, std::size_t budget,
                                      std::size_t smallest) const;
 
@@ -84,6 +86,8 @@ class PolicyPlanner {
   double tolerance_;
   StepCosts pruned_;  // costs_ without dominated or inadmissible codecs (what the MILP sees)
   runtime::MemoryPrediction none_;
+  // smallest_budget's answers so far, by policy (each may take a MILP solve).
+  mutable std::map<std::string, std::size_t, std::less<>> smallest_;
 };
 
 }  // namespace adacc::plan
