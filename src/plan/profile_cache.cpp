@@ -225,6 +225,7 @@ std::string profile_to_json(const ProfileKey& key, const runtime::StepProfile& p
   m["warmup"] = p.warmup;
   m["steps"] = p.steps;
   m["codec_repeats"] = p.codec_repeats;
+  m["error_batch"] = p.error_batch;
   m["seed"] = p.seed;
   m["tokens"] = p.real_data ? "data" : "random";
   m["budget"] = p.budget == Allocator::kUnlimited ? Json(nullptr) : Json(p.budget);
@@ -324,6 +325,8 @@ StoredProfile profile_from_json(std::string_view text, std::string_view source) 
   p.warmup = static_cast<int>(r.unsigned_int(m, "measured", "warmup", 1000000));
   p.steps = r.positive_int(m, "measured", "steps");
   p.codec_repeats = r.positive_int(m, "measured", "codec_repeats");
+  p.error_batch = r.positive_int(m, "measured", "error_batch");
+  if (p.error_batch > p.batch) r.fail("measured.error_batch", "is above key.batch");
   p.seed = r.unsigned_int(m, "measured", "seed", std::numeric_limits<std::uint64_t>::max());
   const std::string tokens = r.string(m, "measured", "tokens");
   if (tokens != "data" && tokens != "random") {

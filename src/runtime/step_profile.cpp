@@ -267,8 +267,23 @@ StepProfile profile_step(const ProfileRequest& request) {
 
     // Codec errors: measure_codecs on the same step.
     say("measuring codec errors");
-    const std::vector<CodecMeasurement> errors =
-        measure_codecs(graph, gpt.params(), ctx, tokens, targets, request.codecs);
+    std::vector<CodecMeasurement> errors;
+    p.error_batch = request.batch;
+    for (;;) {
+      try {
+        // The same graph on the first error_batch sequences: the tensor ids are the same.
+        const model::StepGraph g = gpt.build_graph(p.error_batch, request.seq);
+        const Tensor tok = tokens.view(0, {p.error_batch, request.seq});
+        const Tensor tgt = targets.view(0, {p.error_batch, request.seq});
+        errors = measure_codecs(g, gpt.params(), ctx, tok, tgt, request.codecs);
+        break;
+      } catch (const OutOfMemory&) {
+        if (p.error_batch == 1) throw;
+        p.error_batch /= 2;
+        say("the codec errors do not fit the budget at this batch; measuring them on " +
+            std::to_string(p.error_batch) + " sequence(s)");
+      }
+    }
     const std::vector<bool> saved = saved_tensors(graph);
     std::map<model::TensorId, std::size_t> index;  // tensor -> p.tensors
     for (std::size_t i = 0; i < graph.tensors().size(); ++i) {

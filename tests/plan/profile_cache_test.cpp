@@ -29,6 +29,7 @@ runtime::StepProfile sample_profile() {
   p.warmup = 1;
   p.steps = 5;
   p.codec_repeats = 3;
+  p.error_batch = 1;
   p.seed = 18446744073709551557ull;  // beyond int64
   p.real_data = true;
   p.budget = 123456789;
@@ -62,6 +63,7 @@ void expect_same(const runtime::StepProfile& a, const runtime::StepProfile& b) {
   EXPECT_EQ(a.warmup, b.warmup);
   EXPECT_EQ(a.steps, b.steps);
   EXPECT_EQ(a.codec_repeats, b.codec_repeats);
+  EXPECT_EQ(a.error_batch, b.error_batch);
   EXPECT_EQ(a.seed, b.seed);
   EXPECT_EQ(a.real_data, b.real_data);
   EXPECT_EQ(a.budget, b.budget);

@@ -112,17 +112,39 @@ TEST(StepProfileBudget, ItsOwnPeakIsEnoughAndOneUnitLessIsRefused) {
   EXPECT_EQ(fits.peak_bytes, free_run.peak_bytes);
   EXPECT_EQ(fits.budget, r.budget);
 
+  EXPECT_EQ(fits.error_batch, r.batch);
+
+  // One unit less: the codec errors are measured on fewer sequences, within the budget,
+  // and every codec is still measured.
   r.budget = free_run.peak_bytes - Allocator::kAlignment;
-  try {
-    profile_step(r);
-    FAIL() << "a budget below the profile's peak was accepted";
-  } catch (const PlanInfeasible& e) {
-    const std::string m = e.what();
-    EXPECT_NE(m.find("needs at least"), std::string::npos) << m;
-    EXPECT_NE(m.find(std::to_string(profile_bytes_lower_bound(r)) + " bytes"), std::string::npos)
-        << m;
-    EXPECT_NE(m.find("raise --budget"), std::string::npos) << m;
+  const StepProfile smaller = profile_step(r);
+  EXPECT_LT(smaller.error_batch, r.batch);
+  EXPECT_LE(smaller.peak_bytes, r.budget);
+  ASSERT_EQ(smaller.tensors.size(), free_run.tensors.size());
+  for (std::size_t i = 0; i < smaller.tensors.size(); ++i) {
+    ASSERT_EQ(smaller.tensors[i].codecs.size(), free_run.tensors[i].codecs.size());
+    for (std::size_t k = 0; k < smaller.tensors[i].codecs.size(); ++k) {
+      const ProfiledCodec& a = smaller.tensors[i].codecs[k];
+      EXPECT_EQ(a.encoded_bytes, free_run.tensors[i].codecs[k].encoded_bytes);
+      EXPECT_TRUE(std::isfinite(a.grad_error)) << smaller.tensors[i].name << " " << a.codec;
+    }
   }
+  // Between the lower bound and the unlimited run's peak: a profile within the budget, or
+  // PlanInfeasible naming the bytes — never an allocation past the budget.
+  const std::size_t lower = profile_bytes_lower_bound(r);
+  int refused = 0;
+  for (int k = 0; k <= 4; ++k) {
+    r.budget = lower + (free_run.peak_bytes - lower) * static_cast<std::size_t>(k) / 5;
+    try {
+      EXPECT_LE(profile_step(r).peak_bytes, r.budget) << k;
+    } catch (const PlanInfeasible& e) {
+      ++refused;
+      const std::string m = e.what();
+      EXPECT_NE(m.find(std::to_string(lower) + " bytes"), std::string::npos) << m;
+      EXPECT_NE(m.find("raise --budget"), std::string::npos) << m;
+    }
+  }
+  EXPECT_GT(refused, 0);  // at the lower bound itself the codec errors cannot be measured
 }
 
 TEST(StepProfileBudget, BelowTheKeepEverythingStepIsRefusedBeforeMeasuring) {

@@ -14,7 +14,11 @@
 //   - for every saved, recomputable f32 activation and every codec meant for its role:
 //     the exact encoded size (Codec::encoded_bytes), the tensor and gradient errors of
 //     runtime::measure_codecs, and the encode and decode times on the step's real
-//     activation, each the median of `codec_repeats` encodes and decodes.
+//     activation, each the median of `codec_repeats` encodes and decodes. The errors need
+//     a keep-everything step with every gradient held at once; when that does not fit the
+//     budget, they are measured on the first batch/2, batch/4, ... sequences (the errors
+//     are relative norms; `error_batch` records the batch used), sizes and times still on
+//     the whole batch.
 // Everything is allocated from one allocator whose budget is the request's: a profile
 // that does not fit is PlanInfeasible, naming the bytes it needs.
 #pragma once
@@ -82,6 +86,7 @@ struct StepProfile {
   int batch = 0, seq = 0, threads = 0;
   // How.
   int warmup = 0, steps = 0, codec_repeats = 0;
+  int error_batch = 0;  // sequences the codec errors were measured on (<= batch)
   std::uint64_t seed = 0;
   bool real_data = false;  // tokens from data (else random)
   std::size_t budget = Allocator::kUnlimited;
