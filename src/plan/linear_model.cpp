@@ -21,13 +21,14 @@ LinExpr LinExpr::negated() const {
   return r;
 }
 
-int LinearModel::add_column(std::string name, double lower, double upper, bool integer,
+int LinearModel::add_column(const std::string& name, double lower, double upper, bool integer,
                             double objective) {
   columns_.push_back({model_name(name), lower, upper, integer, objective});
   return static_cast<int>(columns_.size()) - 1;
 }
 
-void LinearModel::add_row(std::string name, const LinExpr& expr, double lower, double upper) {
+void LinearModel::add_row(const std::string& name, const LinExpr& expr, double lower,
+                          double upper) {
   std::map<int, double> merged;
   for (const Term& t : expr.terms) merged[t.col] += t.coef;
   Row row;

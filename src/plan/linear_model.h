@@ -50,9 +50,10 @@ struct Row {
 
 class LinearModel {
  public:
-  int add_column(std::string name, double lower, double upper, bool integer, double objective = 0);
+  int add_column(const std::string& name, double lower, double upper, bool integer,
+                 double objective = 0);
   // lower <= expr <= upper (the expression's constant moves into the bounds).
-  void add_row(std::string name, const LinExpr& expr, double lower, double upper);
+  void add_row(const std::string& name, const LinExpr& expr, double lower, double upper);
 
   // A column equal to the AND / OR of 0/1 expressions (a constant when that follows from
   // constant inputs; the input itself for one non-constant input).
