@@ -11,13 +11,17 @@
 #include <chrono>
 #include <cmath>
 #include <cstddef>
+#include <cstdio>
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "adacc/compress/codec.h"
 #include "adacc/core/allocator.h"
 #include "adacc/core/error.h"
+#include "adacc/plan/baselines.h"
 #include "adacc/plan/cost_model.h"
 #include "milp_formulation.h"
 
@@ -112,17 +116,27 @@ struct Solved {
   double objective = 0, bound = 0, seconds = 0;
 };
 
-Solved solve(const detail::LinearModel& model, const MilpOptions& options) {
+// `offset`: what the objective leaves out (the keep-everything step for plan_milp), so
+// that the gap is relative to the whole predicted step time: the solver stops when the
+// incumbent is within options.gap * offset of the bound (or options.gap relative to the
+// objective itself).
+// `start`: values of the decision columns of a plan to start from (empty: none).
+using Start = std::vector<std::pair<std::string, double>>;
+Solved solve(const detail::LinearModel& model, const MilpOptions& options, double offset = 0,
+             const Start& initial = {}) {
   OsiClpSolverInterface solver;
   load(model, solver);
   const auto start = std::chrono::steady_clock::now();
   CbcModel cbc(solver);
   CbcMain0(cbc);
+  if (!initial.empty()) cbc.setMIPStart(initial);
   cbc.setLogLevel(0);
   const std::string seconds = std::to_string(options.time_limit_seconds);
   const std::string ratio = std::to_string(options.gap);
-  const char* argv[] = {"adacc",  "-log",        "0",      "-sec", seconds.c_str(),
-                        "-ratio", ratio.c_str(), "-solve", "-quit"};
+  char allow[32];
+  std::snprintf(allow, sizeof allow, "%.17g", options.gap * offset);
+  const char* argv[] = {"adacc",       "-log",   "0",   "-sec",   seconds.c_str(), "-ratio",
+                        ratio.c_str(), "-allow", allow, "-solve", "-quit"};
   CbcMain1(static_cast<int>(std::size(argv)), argv, cbc);
   Solved s;
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -155,14 +169,65 @@ double value_of(const LinExpr& e, const std::vector<double>& x) {
   return v;
 }
 
+bool is_choice(const detail::Choice& c, const runtime::Decision& d) {
+  return c.decision.policy == d.policy &&
+         (d.policy != runtime::Policy::compress || c.decision.codec == d.codec);
+}
+
+// The decision columns' values for `plan`; empty if the model has no column for one of
+// its decisions (a codec not admissible under these options).
+Start start_of(const Formulation& f, const runtime::Plan& plan) {
+  Start start;
+  for (std::size_t k = 0; k < f.choices.size(); ++k) {
+    bool found = f.choices[k].empty();
+    for (const detail::Choice& c : f.choices[k]) {
+      const bool chosen = is_choice(c, plan.decisions.at(k));
+      found = found || chosen;
+      start.emplace_back(f.model.columns()[static_cast<std::size_t>(c.col)].name, chosen ? 1 : 0);
+    }
+    if (!found) return {};
+  }
+  return start;
+}
+
+// The solver's start: the fastest baseline (cost model) that fits the budget (memory
+// model) and that the model can express; empty if none does.
+Start best_baseline(const model::StepGraph& graph, const StepCosts& costs,
+                    const MilpOptions& options, const Formulation& f) {
+  std::vector<std::string> names = {"none", "selective", "llmc", "full", "every-2", "compress"};
+  if (options.codecs) {
+    for (const std::string& c : compress::codec_names()) names.push_back("compress-" + c);
+  }
+  Start best;
+  double best_seconds = 0;
+  for (const std::string& name : names) {
+    try {
+      const runtime::Plan plan = baseline_plan(graph, name);
+      Start start = start_of(f, plan);
+      if (start.empty() ||
+          runtime::predict_step_memory(graph, plan, options.threads, options.fixed).total_peak >
+              options.budget) {
+        continue;
+      }
+      const double seconds = predict_step_seconds(graph, plan, costs);
+      if (best.empty() || seconds < best_seconds) {
+        best = std::move(start);
+        best_seconds = seconds;
+      }
+    } catch (const Error&) {
+      // not a baseline of this graph (e.g. a codec that applies to none of its tensors)
+    }
+  }
+  return best;
+}
+
 // Fixes the decision columns to `plan`'s choices.
 void fix_to(Formulation& f, const model::StepGraph& graph, const runtime::Plan& plan) {
   for (std::size_t k = 0; k < f.choices.size(); ++k) {
     const runtime::Decision& d = plan.decisions.at(k);
     bool found = false;
     for (const detail::Choice& c : f.choices[k]) {
-      const bool chosen = c.decision.policy == d.policy &&
-                          (d.policy != runtime::Policy::compress || c.decision.codec == d.codec);
+      const bool chosen = is_choice(c, d);
       found = found || chosen;
       auto& col = f.model.columns()[static_cast<std::size_t>(c.col)];
       col.lower = col.upper = chosen ? 1 : 0;
@@ -207,7 +272,7 @@ MilpResult plan_milp(const model::StepGraph& graph, const StepCosts& costs,
   Solved s;
   if (options.budget >= fixed) {
     finish_for_budget(f, static_cast<double>(options.budget - fixed));
-    s = solve(f.model, options);
+    s = solve(f.model, options, costs.keep_all_seconds(), best_baseline(graph, costs, options, f));
   }
   if (!s.feasible) {
     const std::size_t least = smallest_feasible_budget(graph, costs, options);
@@ -230,10 +295,12 @@ MilpResult plan_milp(const model::StepGraph& graph, const StepCosts& costs,
   r.objective = value_of(f.seconds, s.x);
   r.model_objective = s.objective;
   r.proven_optimal = s.optimal;
-  r.gap = s.optimal
-              ? 0
-              : std::max(0.0, (s.objective - s.bound) / std::max(1e-12, std::abs(s.objective)));
+  const double open = std::max(0.0, s.objective - s.bound);
+  r.gap = open / std::max(1e-300, costs.keep_all_seconds() + s.objective);
+  r.overhead_gap = open / std::max(1e-300, std::abs(s.objective));
   r.solve_seconds = s.seconds;
+  r.columns = f.model.columns().size();
+  r.rows = f.model.rows().size();
   return r;
 }
 
