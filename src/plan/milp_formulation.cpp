@@ -92,6 +92,7 @@ class Builder {
     LinExpr eq = LinExpr::of(col);
     eq.add(e, -1);
     m().add_row(name + "_def", eq, 0, 0);
+    m().define(col, e);
     return LinExpr::of(col);
   }
   void point(std::string name, const LinExpr& e, double constant = 0) {

@@ -190,29 +190,30 @@ Start start_of(const Formulation& f, const runtime::Plan& plan) {
   return start;
 }
 
-// The solver's start: the fastest baseline (cost model) that fits the budget (memory
-// model) and that the model can express; empty if none does.
+// The solver's start: the baseline the model can express that fits the budget (memory
+// model) in the least predicted time (cost model), or, with `least_peak`, the one with
+// the least peak whatever the budget; empty if none.
 Start best_baseline(const model::StepGraph& graph, const StepCosts& costs,
-                    const MilpOptions& options, const Formulation& f) {
+                    const MilpOptions& options, const Formulation& f, bool least_peak = false) {
   std::vector<std::string> names = {"none", "selective", "llmc", "full", "every-2", "compress"};
   if (options.codecs) {
     for (const std::string& c : compress::codec_names()) names.push_back("compress-" + c);
   }
   Start best;
-  double best_seconds = 0;
+  double best_score = 0;
   for (const std::string& name : names) {
     try {
       const runtime::Plan plan = baseline_plan(graph, name);
       Start start = start_of(f, plan);
-      if (start.empty() ||
-          runtime::predict_step_memory(graph, plan, options.threads, options.fixed).total_peak >
-              options.budget) {
-        continue;
-      }
-      const double seconds = predict_step_seconds(graph, plan, costs);
-      if (best.empty() || seconds < best_seconds) {
+      if (start.empty()) continue;
+      const std::size_t peak =
+          runtime::predict_step_memory(graph, plan, options.threads, options.fixed).total_peak;
+      if (!least_peak && peak > options.budget) continue;
+      const double score =
+          least_peak ? static_cast<double>(peak) : predict_step_seconds(graph, plan, costs);
+      if (best.empty() || score < best_score) {
         best = std::move(start);
-        best_seconds = seconds;
+        best_score = score;
       }
     } catch (const Error&) {
       // not a baseline of this graph (e.g. a codec that applies to none of its tensors)
@@ -246,10 +247,11 @@ void fix_to(Formulation& f, const model::StepGraph& graph, const runtime::Plan& 
 std::size_t smallest_feasible_budget(const model::StepGraph& graph, const StepCosts& costs,
                                      const MilpOptions& options) {
   Formulation f = detail::formulate(graph, costs, options);
+  const Start start = best_baseline(graph, costs, options, f, true);
   finish_for_peak(f);
   MilpOptions o = options;
   o.gap = 0;
-  const Solved s = solve(f.model, o);
+  const Solved s = solve(f.model, o, 0, start);
   if (!s.feasible) throw PlanInfeasible("[plan] no plan of this policy can run this step");
   const runtime::Plan plan = plan_of(graph, f, s, "smallest");
   const runtime::MemoryPrediction mem =
@@ -308,14 +310,34 @@ std::size_t milp_predicted_peak(const model::StepGraph& graph, const StepCosts& 
                                 const MilpOptions& options, const runtime::Plan& plan) {
   Formulation f = detail::formulate(graph, costs, options);
   fix_to(f, graph, plan);
-  finish_for_peak(f);
-  MilpOptions o = options;
-  o.gap = 0;
-  const Solved s = solve(f.model, o);
-  if (!s.feasible) {
-    throw PlanInfeasible("[plan] plan '" + plan.planner + "' is infeasible in the MILP's model");
+  const auto& cols = f.model.columns();
+  std::vector<double> x(cols.size(), 0);
+  for (std::size_t c = 0; c < cols.size(); ++c) {
+    if (cols[c].lower == cols[c].upper) x[c] = cols[c].lower;
   }
-  return static_cast<std::size_t>(std::llround(s.objective * kUnit)) + fixed_total(options);
+  x = f.model.complete(x);
+  constexpr double kSlack = 1e-9;
+  for (std::size_t c = 0; c < cols.size(); ++c) {
+    if (x[c] < cols[c].lower - kSlack || x[c] > cols[c].upper + kSlack) {
+      throw PlanInfeasible("[plan] plan '" + plan.planner +
+                           "' is outside the MILP's plan space: column " + cols[c].name + " = " +
+                           std::to_string(x[c]));
+    }
+  }
+  for (const detail::Row& r : f.model.rows()) {
+    const double a = detail::LinearModel::activity(r, x);
+    if (a < r.lower - kSlack || a > r.upper + kSlack) {
+      throw PlanInfeasible("[plan] plan '" + plan.planner +
+                           "' is outside the MILP's plan space: it breaks row " + r.name);
+    }
+  }
+  double peak = 0;
+  for (const detail::MemoryPoint& p : f.memory) {
+    double v = p.bytes.constant;
+    for (const detail::Term& t : p.bytes.terms) v += t.coef * x[static_cast<std::size_t>(t.col)];
+    peak = std::max(peak, v);
+  }
+  return static_cast<std::size_t>(std::llround(peak)) + fixed_total(options);
 }
 
 void export_milp(const model::StepGraph& graph, const StepCosts& costs, const MilpOptions& options,

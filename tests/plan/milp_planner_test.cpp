@@ -137,29 +137,36 @@ Plan random_plan(const model::StepGraph& g, const StepCosts& costs, Rng& rng) {
 
 class Milp : public ::testing::TestWithParam<ops::AttentionKind> {};
 
+// Two shapes: the tiny one of the other tests, and a larger one (C=64, T=32: larger
+// attention workspaces and probabilities).
 TEST_P(Milp, MemoryRowsAreTheMemoryModelsPeakForRandomPlans) {
   const std::vector<std::string> codecs = compress::codec_names();
-  for (int layers = 1; layers <= 2; ++layers) {
-    Allocator alloc;
-    model::Gpt2 gpt(config(layers, GetParam()), alloc);
-    const model::StepGraph g = gpt.build_graph(2, 8);
-    Rng rng(11 + static_cast<std::uint64_t>(layers));
-    const StepCosts costs = synthetic_costs(g, rng, {""}, codecs);  // every tensor
-    for (int threads = 1; threads <= 2; ++threads) {
-      MilpOptions o;
-      o.threads = threads;
-      o.fixed = runtime::training_fixed_bytes(gpt.config(), 2, 8);
-      std::vector<Plan> plans;
-      for (std::string b : baseline_names()) {
-        if (b.find('<') != std::string::npos) b = "every-2";
-        plans.push_back(baseline_plan(g, b));
-      }
-      for (int k = 0; k < 4; ++k) plans.push_back(random_plan(g, costs, rng));
-      for (const Plan& p : plans) {
-        SCOPED_TRACE("L=" + std::to_string(layers) + " threads " + std::to_string(threads) +
-                     " plan " + p.planner);
-        const std::size_t truth = runtime::predict_step_memory(g, p, threads, o.fixed).total_peak;
-        EXPECT_EQ(milp_predicted_peak(g, costs, o, p), truth);
+  for (const char* shape : {"C=16,H=2,V=32,T=8", "C=64,H=4,V=64,T=32"}) {
+    const int B = shape[2] == '1' ? 2 : 4, T = shape[2] == '1' ? 8 : 32;
+    for (int layers = 1; layers <= 2; ++layers) {
+      Allocator alloc;
+      model::ModelConfig c = model::parse_config("L=" + std::to_string(layers) + "," + shape);
+      c.attention = GetParam();
+      model::Gpt2 gpt(c, alloc);
+      const model::StepGraph g = gpt.build_graph(B, T);
+      Rng rng(11 + static_cast<std::uint64_t>(layers));
+      const StepCosts costs = synthetic_costs(g, rng, {""}, codecs);  // every tensor
+      for (int threads = 1; threads <= 2; ++threads) {
+        MilpOptions o;
+        o.threads = threads;
+        o.fixed = runtime::training_fixed_bytes(gpt.config(), B, T);
+        std::vector<Plan> plans;
+        for (std::string b : baseline_names()) {
+          if (b.find('<') != std::string::npos) b = "every-2";
+          plans.push_back(baseline_plan(g, b));
+        }
+        for (int k = 0; k < 40; ++k) plans.push_back(random_plan(g, costs, rng));
+        for (const Plan& p : plans) {
+          SCOPED_TRACE(std::string(shape) + " L=" + std::to_string(layers) + " threads " +
+                       std::to_string(threads) + " plan " + p.planner);
+          const std::size_t truth = runtime::predict_step_memory(g, p, threads, o.fixed).total_peak;
+          EXPECT_EQ(milp_predicted_peak(g, costs, o, p), truth);
+        }
       }
     }
   }

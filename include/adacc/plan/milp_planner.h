@@ -72,9 +72,12 @@ enum class MilpFormat : std::uint8_t { mps, lp };
 void export_milp(const model::StepGraph& graph, const StepCosts& costs, const MilpOptions& options,
                  const std::string& path, MilpFormat format);
 
-// The model's own memory for a plan: its memory rows' highest value (fixed included) with
-// the decisions fixed to `plan`. Equal to predict_step_memory's total_peak when the model
-// is exact (tested); for tests and diagnostics.
+// The model's own memory for a plan: its memory rows' highest value (fixed included) at
+// the model's point for `plan`: the decisions fixed to it, every other column computed
+// from its definition (an AND, OR or sum of earlier columns) and every row checked there
+// (no solver; with 0/1 decisions the rows admit no other point). Equal to
+// predict_step_memory's total_peak when the model is exact (tested); for tests and
+// diagnostics. Throws PlanInfeasible if the plan breaks a row (outside the plan space).
 std::size_t milp_predicted_peak(const model::StepGraph& graph, const StepCosts& costs,
                                 const MilpOptions& options, const runtime::Plan& plan);
 
