@@ -85,15 +85,19 @@ class Builder {
   const std::string& oname(int o) const { return g_.op(o).name(); }
   LinearModel& m() { return f_.model; }
 
-  // A continuous column equal to `e` (bounds the size of the rows that use it).
+  // A continuous column equal to the bytes `e` in MiB (bounds the size of the rows that
+  // use it; MiB keep its row's coefficients near 1 for the LP, exactly: a power of two).
   LinExpr level(const std::string& name, const LinExpr& e) {
     if (e.terms.size() <= 1) return e;
-    const int col = m().add_column(name, -kInf, kInf, false);
+    constexpr double kMiB = 1024.0 * 1024.0;
+    const int col = m().add_column(name, 0, kInf, false);  // bytes held: never negative
+    LinExpr mib;
+    mib.add(e, 1 / kMiB);
     LinExpr eq = LinExpr::of(col);
-    eq.add(e, -1);
+    eq.add(mib, -1);
     m().add_row(name + "_def", eq, 0, 0);
-    m().define(col, e);
-    return LinExpr::of(col);
+    m().define(col, mib);
+    return LinExpr::of(col, kMiB);
   }
   void point(std::string name, const LinExpr& e, double constant = 0) {
     LinExpr b = e;

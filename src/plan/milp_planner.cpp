@@ -32,9 +32,10 @@ namespace {
 using detail::Formulation;
 using detail::LinExpr;
 
-// Memory rows are in KiB (bytes / 1024, exact in binary floating point): coefficients
-// stay moderate for the solver, and a byte over the budget is far above its tolerance.
-constexpr double kUnit = 1024.0;
+// Memory rows are in MiB (bytes / 2^20, exact in binary floating point): coefficients
+// stay moderate for the solver, and a byte over the budget (9.5e-7) is above its 1e-7
+// tolerance.
+constexpr double kUnit = 1024.0 * 1024.0;
 
 std::size_t fixed_total(const MilpOptions& options) {
   return std::accumulate(options.fixed.begin(), options.fixed.end(), std::size_t{0});
@@ -62,9 +63,9 @@ void finish_for_budget(Formulation& f, double cap) {
   }
 }
 
-// Adds a peak column (KiB) over every memory row, the only objective; returns it.
+// Adds a peak column (MiB) over every memory row, the only objective; returns it.
 int finish_for_peak(Formulation& f) {
-  const int peak = f.model.add_column("peak_KiB", 0, detail::kInf, false, 1);
+  const int peak = f.model.add_column("peak_MiB", 0, detail::kInf, false, 1);
   for (const detail::MemoryPoint& p : f.memory) {
     LinExpr e;
     e.add(p.bytes, 1 / kUnit);
@@ -77,20 +78,23 @@ int finish_for_peak(Formulation& f) {
 void load(const detail::LinearModel& model, OsiClpSolverInterface& solver) {
   const auto& cols = model.columns();
   const auto& rows = model.rows();
-  CoinPackedMatrix matrix(false, 0, 0);
-  matrix.setDimensions(0, static_cast<int>(cols.size()));
-  std::vector<double> row_lo, row_hi;
+  // Row-ordered, built in one go (appending row by row reallocates: quadratic in size).
+  std::vector<CoinBigIndex> starts{0};
+  std::vector<int> lengths, idx;
+  std::vector<double> val, row_lo, row_hi;
   for (const detail::Row& r : rows) {
-    std::vector<int> idx;
-    std::vector<double> val;
     for (const detail::Term& t : r.terms) {
       idx.push_back(t.col);
       val.push_back(t.coef);
     }
-    matrix.appendRow(static_cast<int>(idx.size()), idx.data(), val.data());
+    lengths.push_back(static_cast<int>(r.terms.size()));
+    starts.push_back(static_cast<CoinBigIndex>(idx.size()));
     row_lo.push_back(std::isinf(r.lower) ? -COIN_DBL_MAX : r.lower);
     row_hi.push_back(std::isinf(r.upper) ? COIN_DBL_MAX : r.upper);
   }
+  const CoinPackedMatrix matrix(false, static_cast<int>(cols.size()), static_cast<int>(rows.size()),
+                                static_cast<CoinBigIndex>(idx.size()), val.data(), idx.data(),
+                                starts.data(), lengths.data());
   std::vector<double> col_lo, col_hi, obj;
   for (const detail::Column& c : cols) {
     col_lo.push_back(std::isinf(c.lower) ? -COIN_DBL_MAX : c.lower);
@@ -121,22 +125,56 @@ struct Solved {
 // incumbent is within options.gap * offset of the bound (or options.gap relative to the
 // objective itself).
 // `start`: values of the decision columns of a plan to start from (empty: none).
-using Start = std::vector<std::pair<std::string, double>>;
+using Start = std::vector<std::pair<int, double>>;  // (decision column, 0 or 1)
+
+// Gives CBC the start: the model's point for those decisions (every other column from
+// its definition, LinearModel::complete) as its incumbent when every row holds there;
+// else (a model with columns no definition fixes, like the peak column) the decisions
+// alone, which CBC completes by a search of its own (slower).
+void set_start(const detail::LinearModel& model, const Start& initial, CbcModel& cbc) {
+  const auto& cols = model.columns();
+  std::vector<double> x(cols.size(), 0);
+  for (const auto& [col, value] : initial) x[static_cast<std::size_t>(col)] = value;
+  x = model.complete(std::move(x));
+  constexpr double kSlack = 1e-9;
+  bool holds = true;
+  for (const detail::Row& r : model.rows()) {
+    const double a = detail::LinearModel::activity(r, x);
+    holds = holds && a >= r.lower - kSlack && a <= r.upper + kSlack;
+  }
+  double objective = 0;
+  for (std::size_t c = 0; c < cols.size(); ++c) {
+    holds = holds && x[c] >= cols[c].lower - kSlack && x[c] <= cols[c].upper + kSlack;
+    objective += cols[c].objective * x[c];
+  }
+  if (holds) {
+    cbc.setBestSolution(x.data(), static_cast<int>(x.size()), objective, false);
+    return;
+  }
+  std::vector<std::pair<std::string, double>> named;
+  for (const auto& [col, value] : initial) {
+    named.emplace_back(cols[static_cast<std::size_t>(col)].name, value);
+  }
+  cbc.setMIPStart(named);
+}
+
 Solved solve(const detail::LinearModel& model, const MilpOptions& options, double offset = 0,
              const Start& initial = {}) {
+  const auto start = std::chrono::steady_clock::now();  // loading included
   OsiClpSolverInterface solver;
   load(model, solver);
-  const auto start = std::chrono::steady_clock::now();
   CbcModel cbc(solver);
   CbcMain0(cbc);
-  if (!initial.empty()) cbc.setMIPStart(initial);
-  cbc.setLogLevel(0);
+  if (!initial.empty()) set_start(model, initial, cbc);
+  cbc.setLogLevel(options.log_level);
+  const std::string log = std::to_string(options.log_level);
   const std::string seconds = std::to_string(options.time_limit_seconds);
   const std::string ratio = std::to_string(options.gap);
   char allow[32];
   std::snprintf(allow, sizeof allow, "%.17g", options.gap * offset);
-  const char* argv[] = {"adacc",       "-log",   "0",   "-sec",   seconds.c_str(), "-ratio",
-                        ratio.c_str(), "-allow", allow, "-solve", "-quit"};
+  const char* argv[] = {"adacc",  "-log",        log.c_str(), "-sec", seconds.c_str(),
+                        "-ratio", ratio.c_str(), "-allow",    allow,  "-preprocess",
+                        "off",    "-solve",      "-quit"};
   CbcMain1(static_cast<int>(std::size(argv)), argv, cbc);
   Solved s;
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -183,7 +221,7 @@ Start start_of(const Formulation& f, const runtime::Plan& plan) {
     for (const detail::Choice& c : f.choices[k]) {
       const bool chosen = is_choice(c, plan.decisions.at(k));
       found = found || chosen;
-      start.emplace_back(f.model.columns()[static_cast<std::size_t>(c.col)].name, chosen ? 1 : 0);
+      start.emplace_back(c.col, chosen ? 1 : 0);
     }
     if (!found) return {};
   }

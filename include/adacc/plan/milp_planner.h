@@ -40,6 +40,7 @@ struct MilpOptions {
   // default of 2. On graphs of at most max_chain_blocks blocks the restriction binds
   // nothing (tested). 0: unrestricted (the model grows quadratically with the depth).
   int max_chain_blocks = 2;
+  int log_level = 0;  // CBC's log on stdout (0: none; 1: its progress)
 };
 
 struct MilpResult {
@@ -49,7 +50,7 @@ struct MilpResult {
   double model_objective = 0;    // the solver's objective (time and the bytes tie-break)
   double gap = 0;                // proven gap relative to the predicted step time (0: optimal)
   double overhead_gap = 0;       // the same gap relative to `objective` (the time over keep-all)
-  double solve_seconds = 0;      // CBC's, wall clock (the model's construction excluded)
+  double solve_seconds = 0;      // wall clock: loading into CBC and solving
   bool proven_optimal = false;
   std::size_t columns = 0, rows = 0;  // the solved model's size
   runtime::MemoryPrediction memory;   // predict_step_memory of the plan
