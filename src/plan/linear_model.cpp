@@ -21,13 +21,14 @@ LinExpr LinExpr::negated() const {
   return r;
 }
 
-int LinearModel::add_column(std::string name, double lower, double upper, bool integer,
+int LinearModel::add_column(const std::string& name, double lower, double upper, bool integer,
                             double objective) {
   columns_.push_back({model_name(name), lower, upper, integer, objective});
   return static_cast<int>(columns_.size()) - 1;
 }
 
-void LinearModel::add_row(std::string name, const LinExpr& expr, double lower, double upper) {
+void LinearModel::add_row(const std::string& name, const LinExpr& expr, double lower,
+                          double upper) {
   std::map<int, double> merged;
   for (const Term& t : expr.terms) merged[t.col] += t.coef;
   Row row;
@@ -71,7 +72,51 @@ Split split(const std::vector<LinExpr>& inputs) {
 
 }  // namespace
 
+void LinearModel::record(int col, Definition::Kind kind, const std::vector<LinExpr>& inputs) {
+  if (definitions_.size() < columns_.size()) definitions_.resize(columns_.size());
+  definitions_[static_cast<std::size_t>(col)] = {kind, inputs};
+  defined_.push_back(col);
+}
+
+void LinearModel::define(int col, const LinExpr& e) {
+  record(col, Definition::Kind::sum, {e});
+}
+
+std::vector<double> LinearModel::complete(std::vector<double> x) const {
+  x.resize(columns_.size(), 0);
+  auto value = [&](const LinExpr& e) {
+    double v = e.constant;
+    for (const Term& t : e.terms) v += t.coef * x[static_cast<std::size_t>(t.col)];
+    return v;
+  };
+  for (const int col : defined_) {
+    const auto c = static_cast<std::size_t>(col);
+    const Definition& d = definitions_[c];
+    switch (d.kind) {
+      case Definition::Kind::free:
+        break;
+      case Definition::Kind::sum:
+        x[c] = value(d.inputs.front());
+        break;
+      case Definition::Kind::all:
+        x[c] = std::all_of(d.inputs.begin(), d.inputs.end(),
+                           [&](const LinExpr& e) { return value(e) > 0.5; })
+                   ? 1
+                   : 0;
+        break;
+      case Definition::Kind::any:
+        x[c] = std::any_of(d.inputs.begin(), d.inputs.end(),
+                           [&](const LinExpr& e) { return value(e) > 0.5; })
+                   ? 1
+                   : 0;
+        break;
+    }
+  }
+  return x;
+}
+
 void LinearModel::constrain_and(int col, const std::vector<LinExpr>& inputs) {
+  record(col, Definition::Kind::all, inputs);
   const Split s = split(inputs);
   const std::string& name = columns_[static_cast<std::size_t>(col)].name;
   if (s.any_zero) {
@@ -105,6 +150,7 @@ LinExpr LinearModel::or_of(const std::string& name, const std::vector<LinExpr>& 
   if (s.variable.empty()) return LinExpr::value(0);
   if (s.variable.size() == 1) return s.variable.front();
   const int col = add_column(name, 0, 1, false);
+  record(col, Definition::Kind::any, s.variable);
   // col >= each input; col <= sum(inputs).
   LinExpr upper = LinExpr::of(col);
   for (std::size_t k = 0; k < s.variable.size(); ++k) {

@@ -5,6 +5,7 @@
 // exported model is the solved one.
 #pragma once
 
+#include <cstdint>
 #include <limits>
 #include <string>
 #include <vector>
@@ -50,9 +51,10 @@ struct Row {
 
 class LinearModel {
  public:
-  int add_column(std::string name, double lower, double upper, bool integer, double objective = 0);
+  int add_column(const std::string& name, double lower, double upper, bool integer,
+                 double objective = 0);
   // lower <= expr <= upper (the expression's constant moves into the bounds).
-  void add_row(std::string name, const LinExpr& expr, double lower, double upper);
+  void add_row(const std::string& name, const LinExpr& expr, double lower, double upper);
 
   // A column equal to the AND / OR of 0/1 expressions (a constant when that follows from
   // constant inputs; the input itself for one non-constant input).
@@ -60,6 +62,14 @@ class LinearModel {
   LinExpr or_of(const std::string& name, const std::vector<LinExpr>& inputs);
   // Rows that make the existing column `col` the AND of `inputs` (0 if a constant is 0).
   void constrain_and(int col, const std::vector<LinExpr>& inputs);
+  // Records that the rows make column `col` equal to `e` (the caller adds them).
+  void define(int col, const LinExpr& e);
+
+  // Every column's value given the values in `x` of the columns no AND, OR or define
+  // determines (the decisions): the determined ones are computed in the order they were
+  // defined (each definition reads only columns defined before it or free). With 0/1 decisions this
+  // is the only point of the rows with those decisions.
+  std::vector<double> complete(std::vector<double> x) const;
 
   std::vector<Column>& columns() { return columns_; }
   const std::vector<Column>& columns() const { return columns_; }
@@ -68,7 +78,15 @@ class LinearModel {
   static double activity(const Row& row, const std::vector<double>& x);
 
  private:
+  struct Definition {
+    enum class Kind : std::uint8_t { free, all, any, sum } kind = Kind::free;
+    std::vector<LinExpr> inputs;
+  };
+  void record(int col, Definition::Kind kind, const std::vector<LinExpr>& inputs);
+
   std::vector<Column> columns_;
+  std::vector<Definition> definitions_;  // per column
+  std::vector<int> defined_;             // the defined columns, in the order defined
   std::vector<Row> rows_;
   int zero_col_ = -1;
 };

@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <functional>
+#include <limits>
 #include <map>
 #include <string>
 #include <utility>
@@ -51,7 +52,20 @@ class Builder {
         encoded_(n_t_),
         derived_(n_t_),
         pres_(n_t_),
-        alive_(n_t_, 0) {}
+        alive_(n_t_, 0) {
+    // Blocks: the ops' layers, with the ops outside the blocks folded into the adjacent
+    // block (before the first: block of the first; after: the last block seen).
+    int seen = -1;
+    for (const auto& op : graph.ops()) {
+      if (op->layer() >= 0) seen = op->layer();
+      block_.push_back(seen);
+    }
+    int lowest = seen;
+    for (int b : block_) {
+      if (b >= 0) lowest = std::min(lowest, b);
+    }
+    for (int& b : block_) b = std::max(b, lowest);
+  }
 
   Formulation build() {
     decisions();
@@ -71,14 +85,19 @@ class Builder {
   const std::string& oname(int o) const { return g_.op(o).name(); }
   LinearModel& m() { return f_.model; }
 
-  // A continuous column equal to `e` (bounds the size of the rows that use it).
+  // A continuous column equal to the bytes `e` in MiB (bounds the size of the rows that
+  // use it; MiB keep its row's coefficients near 1 for the LP, exactly: a power of two).
   LinExpr level(const std::string& name, const LinExpr& e) {
     if (e.terms.size() <= 1) return e;
-    const int col = m().add_column(name, -kInf, kInf, false);
+    constexpr double kMiB = 1024.0 * 1024.0;
+    const int col = m().add_column(name, 0, kInf, false);  // bytes held: never negative
+    LinExpr mib;
+    mib.add(e, 1 / kMiB);
     LinExpr eq = LinExpr::of(col);
-    eq.add(e, -1);
+    eq.add(mib, -1);
     m().add_row(name + "_def", eq, 0, 0);
-    return LinExpr::of(col);
+    m().define(col, mib);
+    return LinExpr::of(col, kMiB);
   }
   void point(std::string name, const LinExpr& e, double constant = 0) {
     LinExpr b = e;
@@ -177,7 +196,11 @@ class Builder {
   };
 
   // The executor's depth-first order at stage o if everything were missing.
+  // Re-runs reach back at most options_.max_chain_blocks blocks (milp_planner.h).
   std::vector<Event> stage_events(int o) const {
+    const int reach = options_.max_chain_blocks > 0
+                          ? block_[static_cast<std::size_t>(o)] - options_.max_chain_blocks + 1
+                          : std::numeric_limits<int>::min();
     std::vector<Event> events;
     std::vector<char> visited(n_t_, 0);
     std::function<void(TensorId)> visit = [&](TensorId x) {
@@ -186,6 +209,7 @@ class Builder {
       events.push_back({false, x, -1, -1});
       if (!runtime::is_recomputable(g_, x)) return;
       const int q = g_.tensor(x).producer;
+      if (block_[static_cast<std::size_t>(q)] < reach) return;  // must be there
       for (TensorId in : g_.op(q).inputs()) visit(in);
       events.push_back({true, x, q, -1});
     };
@@ -376,6 +400,7 @@ class Builder {
   std::vector<std::vector<int>> derived_;             // codec columns storing a derived form
   std::vector<LinExpr> pres_;                         // presence at the current stage's start
   std::vector<char> alive_;                           // before its last backward use
+  std::vector<int> block_;                            // per op: its block (see stage_events)
 };
 
 }  // namespace

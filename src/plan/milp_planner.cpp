@@ -11,13 +11,17 @@
 #include <chrono>
 #include <cmath>
 #include <cstddef>
+#include <cstdio>
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "adacc/compress/codec.h"
 #include "adacc/core/allocator.h"
 #include "adacc/core/error.h"
+#include "adacc/plan/baselines.h"
 #include "adacc/plan/cost_model.h"
 #include "milp_formulation.h"
 
@@ -28,9 +32,10 @@ namespace {
 using detail::Formulation;
 using detail::LinExpr;
 
-// Memory rows are in KiB (bytes / 1024, exact in binary floating point): coefficients
-// stay moderate for the solver, and a byte over the budget is far above its tolerance.
-constexpr double kUnit = 1024.0;
+// Memory rows are in MiB (bytes / 2^20, exact in binary floating point): coefficients
+// stay moderate for the solver, and a byte over the budget (9.5e-7) is above its 1e-7
+// tolerance.
+constexpr double kUnit = 1024.0 * 1024.0;
 
 std::size_t fixed_total(const MilpOptions& options) {
   return std::accumulate(options.fixed.begin(), options.fixed.end(), std::size_t{0});
@@ -58,9 +63,9 @@ void finish_for_budget(Formulation& f, double cap) {
   }
 }
 
-// Adds a peak column (KiB) over every memory row, the only objective; returns it.
+// Adds a peak column (MiB) over every memory row, the only objective; returns it.
 int finish_for_peak(Formulation& f) {
-  const int peak = f.model.add_column("peak_KiB", 0, detail::kInf, false, 1);
+  const int peak = f.model.add_column("peak_MiB", 0, detail::kInf, false, 1);
   for (const detail::MemoryPoint& p : f.memory) {
     LinExpr e;
     e.add(p.bytes, 1 / kUnit);
@@ -73,20 +78,23 @@ int finish_for_peak(Formulation& f) {
 void load(const detail::LinearModel& model, OsiClpSolverInterface& solver) {
   const auto& cols = model.columns();
   const auto& rows = model.rows();
-  CoinPackedMatrix matrix(false, 0, 0);
-  matrix.setDimensions(0, static_cast<int>(cols.size()));
-  std::vector<double> row_lo, row_hi;
+  // Row-ordered, built in one go (appending row by row reallocates: quadratic in size).
+  std::vector<CoinBigIndex> starts{0};
+  std::vector<int> lengths, idx;
+  std::vector<double> val, row_lo, row_hi;
   for (const detail::Row& r : rows) {
-    std::vector<int> idx;
-    std::vector<double> val;
     for (const detail::Term& t : r.terms) {
       idx.push_back(t.col);
       val.push_back(t.coef);
     }
-    matrix.appendRow(static_cast<int>(idx.size()), idx.data(), val.data());
+    lengths.push_back(static_cast<int>(r.terms.size()));
+    starts.push_back(static_cast<CoinBigIndex>(idx.size()));
     row_lo.push_back(std::isinf(r.lower) ? -COIN_DBL_MAX : r.lower);
     row_hi.push_back(std::isinf(r.upper) ? COIN_DBL_MAX : r.upper);
   }
+  const CoinPackedMatrix matrix(false, static_cast<int>(cols.size()), static_cast<int>(rows.size()),
+                                static_cast<CoinBigIndex>(idx.size()), val.data(), idx.data(),
+                                starts.data(), lengths.data());
   std::vector<double> col_lo, col_hi, obj;
   for (const detail::Column& c : cols) {
     col_lo.push_back(std::isinf(c.lower) ? -COIN_DBL_MAX : c.lower);
@@ -112,17 +120,61 @@ struct Solved {
   double objective = 0, bound = 0, seconds = 0;
 };
 
-Solved solve(const detail::LinearModel& model, const MilpOptions& options) {
+// `offset`: what the objective leaves out (the keep-everything step for plan_milp), so
+// that the gap is relative to the whole predicted step time: the solver stops when the
+// incumbent is within options.gap * offset of the bound (or options.gap relative to the
+// objective itself).
+// `start`: values of the decision columns of a plan to start from (empty: none).
+using Start = std::vector<std::pair<int, double>>;  // (decision column, 0 or 1)
+
+// Gives CBC the start: the model's point for those decisions (every other column from
+// its definition, LinearModel::complete) as its incumbent when every row holds there;
+// else (a model with columns no definition fixes, like the peak column) the decisions
+// alone, which CBC completes by a search of its own (slower).
+void set_start(const detail::LinearModel& model, const Start& initial, CbcModel& cbc) {
+  const auto& cols = model.columns();
+  std::vector<double> x(cols.size(), 0);
+  for (const auto& [col, value] : initial) x[static_cast<std::size_t>(col)] = value;
+  x = model.complete(std::move(x));
+  constexpr double kSlack = 1e-9;
+  bool holds = true;
+  for (const detail::Row& r : model.rows()) {
+    const double a = detail::LinearModel::activity(r, x);
+    holds = holds && a >= r.lower - kSlack && a <= r.upper + kSlack;
+  }
+  double objective = 0;
+  for (std::size_t c = 0; c < cols.size(); ++c) {
+    holds = holds && x[c] >= cols[c].lower - kSlack && x[c] <= cols[c].upper + kSlack;
+    objective += cols[c].objective * x[c];
+  }
+  if (holds) {
+    cbc.setBestSolution(x.data(), static_cast<int>(x.size()), objective, false);
+    return;
+  }
+  std::vector<std::pair<std::string, double>> named;
+  for (const auto& [col, value] : initial) {
+    named.emplace_back(cols[static_cast<std::size_t>(col)].name, value);
+  }
+  cbc.setMIPStart(named);
+}
+
+Solved solve(const detail::LinearModel& model, const MilpOptions& options, double offset = 0,
+             const Start& initial = {}) {
+  const auto start = std::chrono::steady_clock::now();  // loading included
   OsiClpSolverInterface solver;
   load(model, solver);
-  const auto start = std::chrono::steady_clock::now();
   CbcModel cbc(solver);
   CbcMain0(cbc);
-  cbc.setLogLevel(0);
+  if (!initial.empty()) set_start(model, initial, cbc);
+  cbc.setLogLevel(options.log_level);
+  const std::string log = std::to_string(options.log_level);
   const std::string seconds = std::to_string(options.time_limit_seconds);
   const std::string ratio = std::to_string(options.gap);
-  const char* argv[] = {"adacc",  "-log",        "0",      "-sec", seconds.c_str(),
-                        "-ratio", ratio.c_str(), "-solve", "-quit"};
+  char allow[32];
+  std::snprintf(allow, sizeof allow, "%.17g", options.gap * offset);
+  const char* argv[] = {"adacc",  "-log",        log.c_str(), "-sec", seconds.c_str(),
+                        "-ratio", ratio.c_str(), "-allow",    allow,  "-preprocess",
+                        "off",    "-solve",      "-quit"};
   CbcMain1(static_cast<int>(std::size(argv)), argv, cbc);
   Solved s;
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -155,14 +207,66 @@ double value_of(const LinExpr& e, const std::vector<double>& x) {
   return v;
 }
 
+bool is_choice(const detail::Choice& c, const runtime::Decision& d) {
+  return c.decision.policy == d.policy &&
+         (d.policy != runtime::Policy::compress || c.decision.codec == d.codec);
+}
+
+// The decision columns' values for `plan`; empty if the model has no column for one of
+// its decisions (a codec not admissible under these options).
+Start start_of(const Formulation& f, const runtime::Plan& plan) {
+  Start start;
+  for (std::size_t k = 0; k < f.choices.size(); ++k) {
+    bool found = f.choices[k].empty();
+    for (const detail::Choice& c : f.choices[k]) {
+      const bool chosen = is_choice(c, plan.decisions.at(k));
+      found = found || chosen;
+      start.emplace_back(c.col, chosen ? 1 : 0);
+    }
+    if (!found) return {};
+  }
+  return start;
+}
+
+// The solver's start: the baseline the model can express that fits the budget (memory
+// model) in the least predicted time (cost model), or, with `least_peak`, the one with
+// the least peak whatever the budget; empty if none.
+Start best_baseline(const model::StepGraph& graph, const StepCosts& costs,
+                    const MilpOptions& options, const Formulation& f, bool least_peak = false) {
+  std::vector<std::string> names = {"none", "selective", "llmc", "full", "every-2", "compress"};
+  if (options.codecs) {
+    for (const std::string& c : compress::codec_names()) names.push_back("compress-" + c);
+  }
+  Start best;
+  double best_score = 0;
+  for (const std::string& name : names) {
+    try {
+      const runtime::Plan plan = baseline_plan(graph, name);
+      Start start = start_of(f, plan);
+      if (start.empty()) continue;
+      const std::size_t peak =
+          runtime::predict_step_memory(graph, plan, options.threads, options.fixed).total_peak;
+      if (!least_peak && peak > options.budget) continue;
+      const double score =
+          least_peak ? static_cast<double>(peak) : predict_step_seconds(graph, plan, costs);
+      if (best.empty() || score < best_score) {
+        best = std::move(start);
+        best_score = score;
+      }
+    } catch (const Error&) {
+      // not a baseline of this graph (e.g. a codec that applies to none of its tensors)
+    }
+  }
+  return best;
+}
+
 // Fixes the decision columns to `plan`'s choices.
 void fix_to(Formulation& f, const model::StepGraph& graph, const runtime::Plan& plan) {
   for (std::size_t k = 0; k < f.choices.size(); ++k) {
     const runtime::Decision& d = plan.decisions.at(k);
     bool found = false;
     for (const detail::Choice& c : f.choices[k]) {
-      const bool chosen = c.decision.policy == d.policy &&
-                          (d.policy != runtime::Policy::compress || c.decision.codec == d.codec);
+      const bool chosen = is_choice(c, d);
       found = found || chosen;
       auto& col = f.model.columns()[static_cast<std::size_t>(c.col)];
       col.lower = col.upper = chosen ? 1 : 0;
@@ -181,10 +285,11 @@ void fix_to(Formulation& f, const model::StepGraph& graph, const runtime::Plan& 
 std::size_t smallest_feasible_budget(const model::StepGraph& graph, const StepCosts& costs,
                                      const MilpOptions& options) {
   Formulation f = detail::formulate(graph, costs, options);
+  const Start start = best_baseline(graph, costs, options, f, true);
   finish_for_peak(f);
   MilpOptions o = options;
   o.gap = 0;
-  const Solved s = solve(f.model, o);
+  const Solved s = solve(f.model, o, 0, start);
   if (!s.feasible) throw PlanInfeasible("[plan] no plan of this policy can run this step");
   const runtime::Plan plan = plan_of(graph, f, s, "smallest");
   const runtime::MemoryPrediction mem =
@@ -207,7 +312,7 @@ MilpResult plan_milp(const model::StepGraph& graph, const StepCosts& costs,
   Solved s;
   if (options.budget >= fixed) {
     finish_for_budget(f, static_cast<double>(options.budget - fixed));
-    s = solve(f.model, options);
+    s = solve(f.model, options, costs.keep_all_seconds(), best_baseline(graph, costs, options, f));
   }
   if (!s.feasible) {
     const std::size_t least = smallest_feasible_budget(graph, costs, options);
@@ -230,10 +335,12 @@ MilpResult plan_milp(const model::StepGraph& graph, const StepCosts& costs,
   r.objective = value_of(f.seconds, s.x);
   r.model_objective = s.objective;
   r.proven_optimal = s.optimal;
-  r.gap = s.optimal
-              ? 0
-              : std::max(0.0, (s.objective - s.bound) / std::max(1e-12, std::abs(s.objective)));
+  const double open = std::max(0.0, s.objective - s.bound);
+  r.gap = open / std::max(1e-300, costs.keep_all_seconds() + s.objective);
+  r.overhead_gap = open / std::max(1e-300, std::abs(s.objective));
   r.solve_seconds = s.seconds;
+  r.columns = f.model.columns().size();
+  r.rows = f.model.rows().size();
   return r;
 }
 
@@ -241,14 +348,34 @@ std::size_t milp_predicted_peak(const model::StepGraph& graph, const StepCosts& 
                                 const MilpOptions& options, const runtime::Plan& plan) {
   Formulation f = detail::formulate(graph, costs, options);
   fix_to(f, graph, plan);
-  finish_for_peak(f);
-  MilpOptions o = options;
-  o.gap = 0;
-  const Solved s = solve(f.model, o);
-  if (!s.feasible) {
-    throw PlanInfeasible("[plan] plan '" + plan.planner + "' is infeasible in the MILP's model");
+  const auto& cols = f.model.columns();
+  std::vector<double> x(cols.size(), 0);
+  for (std::size_t c = 0; c < cols.size(); ++c) {
+    if (cols[c].lower == cols[c].upper) x[c] = cols[c].lower;
   }
-  return static_cast<std::size_t>(std::llround(s.objective * kUnit)) + fixed_total(options);
+  x = f.model.complete(x);
+  constexpr double kSlack = 1e-9;
+  for (std::size_t c = 0; c < cols.size(); ++c) {
+    if (x[c] < cols[c].lower - kSlack || x[c] > cols[c].upper + kSlack) {
+      throw PlanInfeasible("[plan] plan '" + plan.planner +
+                           "' is outside the MILP's plan space: column " + cols[c].name + " = " +
+                           std::to_string(x[c]));
+    }
+  }
+  for (const detail::Row& r : f.model.rows()) {
+    const double a = detail::LinearModel::activity(r, x);
+    if (a < r.lower - kSlack || a > r.upper + kSlack) {
+      throw PlanInfeasible("[plan] plan '" + plan.planner +
+                           "' is outside the MILP's plan space: it breaks row " + r.name);
+    }
+  }
+  double peak = 0;
+  for (const detail::MemoryPoint& p : f.memory) {
+    double v = p.bytes.constant;
+    for (const detail::Term& t : p.bytes.terms) v += t.coef * x[static_cast<std::size_t>(t.col)];
+    peak = std::max(peak, v);
+  }
+  return static_cast<std::size_t>(std::llround(peak)) + fixed_total(options);
 }
 
 void export_milp(const model::StepGraph& graph, const StepCosts& costs, const MilpOptions& options,

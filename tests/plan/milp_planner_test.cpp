@@ -11,7 +11,10 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <limits>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -24,6 +27,7 @@
 #include "adacc/runtime/step_executor.h"
 #include "support/random_batch.h"
 #include "support/small_graph.h"
+#include "support/temp_dir.h"
 
 namespace adacc::plan {
 namespace {
@@ -133,29 +137,36 @@ Plan random_plan(const model::StepGraph& g, const StepCosts& costs, Rng& rng) {
 
 class Milp : public ::testing::TestWithParam<ops::AttentionKind> {};
 
+// Two shapes: the tiny one of the other tests, and a larger one (C=64, T=32: larger
+// attention workspaces and probabilities).
 TEST_P(Milp, MemoryRowsAreTheMemoryModelsPeakForRandomPlans) {
   const std::vector<std::string> codecs = compress::codec_names();
-  for (int layers = 1; layers <= 2; ++layers) {
-    Allocator alloc;
-    model::Gpt2 gpt(config(layers, GetParam()), alloc);
-    const model::StepGraph g = gpt.build_graph(2, 8);
-    Rng rng(11 + static_cast<std::uint64_t>(layers));
-    const StepCosts costs = synthetic_costs(g, rng, {""}, codecs);  // every tensor
-    for (int threads = 1; threads <= 2; ++threads) {
-      MilpOptions o;
-      o.threads = threads;
-      o.fixed = runtime::training_fixed_bytes(gpt.config(), 2, 8);
-      std::vector<Plan> plans;
-      for (std::string b : baseline_names()) {
-        if (b.find('<') != std::string::npos) b = "every-2";
-        plans.push_back(baseline_plan(g, b));
-      }
-      for (int k = 0; k < 4; ++k) plans.push_back(random_plan(g, costs, rng));
-      for (const Plan& p : plans) {
-        SCOPED_TRACE("L=" + std::to_string(layers) + " threads " + std::to_string(threads) +
-                     " plan " + p.planner);
-        const std::size_t truth = runtime::predict_step_memory(g, p, threads, o.fixed).total_peak;
-        EXPECT_EQ(milp_predicted_peak(g, costs, o, p), truth);
+  for (const char* shape : {"C=16,H=2,V=32,T=8", "C=64,H=4,V=64,T=32"}) {
+    const int B = shape[2] == '1' ? 2 : 4, T = shape[2] == '1' ? 8 : 32;
+    for (int layers = 1; layers <= 2; ++layers) {
+      Allocator alloc;
+      model::ModelConfig c = model::parse_config("L=" + std::to_string(layers) + "," + shape);
+      c.attention = GetParam();
+      model::Gpt2 gpt(c, alloc);
+      const model::StepGraph g = gpt.build_graph(B, T);
+      Rng rng(11 + static_cast<std::uint64_t>(layers));
+      const StepCosts costs = synthetic_costs(g, rng, {""}, codecs);  // every tensor
+      for (int threads = 1; threads <= 2; ++threads) {
+        MilpOptions o;
+        o.threads = threads;
+        o.fixed = runtime::training_fixed_bytes(gpt.config(), B, T);
+        std::vector<Plan> plans;
+        for (std::string b : baseline_names()) {
+          if (b.find('<') != std::string::npos) b = "every-2";
+          plans.push_back(baseline_plan(g, b));
+        }
+        for (int k = 0; k < 40; ++k) plans.push_back(random_plan(g, costs, rng));
+        for (const Plan& p : plans) {
+          SCOPED_TRACE(std::string(shape) + " L=" + std::to_string(layers) + " threads " +
+                       std::to_string(threads) + " plan " + p.planner);
+          const std::size_t truth = runtime::predict_step_memory(g, p, threads, o.fixed).total_peak;
+          EXPECT_EQ(milp_predicted_peak(g, costs, o, p), truth);
+        }
       }
     }
   }
@@ -261,6 +272,66 @@ TEST_P(MilpBruteForce, AKeepRecomputePlanTrainsBitIdenticallyToNone) {
   EXPECT_EQ(std::memcmp(&l_none, &l_milp, sizeof(float)), 0);
   ASSERT_EQ(g_none.size(), g_milp.size());
   EXPECT_EQ(std::memcmp(g_none.data(), g_milp.data(), g_none.size() * sizeof(float)), 0);
+}
+
+std::string read(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The chain restriction (MilpOptions::max_chain_blocks, default 2) binds nothing on graphs
+// of one and two blocks: the model is the unrestricted one, row for row. (So the brute-force
+// tests above, on one block, compare against brute force over the whole plan space.) A
+// reach of one block does change the two-block model.
+TEST_P(Milp, TheChainRestrictionBindsNothingOnOneAndTwoBlocks) {
+  for (int layers = 1; layers <= 2; ++layers) {
+    SCOPED_TRACE("L=" + std::to_string(layers));
+    Allocator alloc;
+    model::Gpt2 gpt(config(layers, GetParam()), alloc);
+    const model::StepGraph g = gpt.build_graph(2, 8);
+    Rng rng(3);
+    const StepCosts costs = synthetic_costs(g, rng, {""}, compress::codec_names());
+    MilpOptions o;
+    o.fixed = runtime::training_fixed_bytes(gpt.config(), 2, 8);
+    o.budget = runtime::predict_step_memory(g, none_plan(g), 1, o.fixed).total_peak * 3 / 4;
+    test::TempDir dir("milp_chain");
+    auto model_text = [&](int reach) {
+      o.max_chain_blocks = reach;
+      const std::filesystem::path file = dir / ("reach" + std::to_string(reach) + ".lp");
+      export_milp(g, costs, o, file.string(), MilpFormat::lp);
+      return read(file);
+    };
+    const std::string unrestricted = model_text(0);
+    EXPECT_EQ(model_text(2), unrestricted);
+    if (layers == 2) EXPECT_NE(model_text(1), unrestricted);
+  }
+}
+
+// At three blocks every baseline lies inside the default plan space (its memory rows are
+// exactly the memory model's peak); every-3 needs a reach of three blocks: outside the
+// space at 2 (the model cannot run it), exact at 3.
+TEST(MilpChains, EveryBaselineIsInsideTheDefaultChainSpace) {
+  Allocator alloc;
+  model::Gpt2 gpt(config(3, ops::AttentionKind::flash), alloc);
+  const model::StepGraph g = gpt.build_graph(2, 8);
+  Rng rng(4);
+  const StepCosts costs = synthetic_costs(g, rng, {""}, compress::codec_names());
+  MilpOptions o;
+  o.fixed = runtime::training_fixed_bytes(gpt.config(), 2, 8);
+  for (std::string b : baseline_names()) {
+    if (b.find('<') != std::string::npos) b = "every-2";
+    const Plan p = baseline_plan(g, b);
+    SCOPED_TRACE(p.planner);
+    EXPECT_EQ(milp_predicted_peak(g, costs, o, p),
+              runtime::predict_step_memory(g, p, 1, o.fixed).total_peak);
+  }
+  const Plan every3 = baseline_plan(g, "every-3");
+  EXPECT_THROW(milp_predicted_peak(g, costs, o, every3), PlanInfeasible);
+  o.max_chain_blocks = 3;
+  EXPECT_EQ(milp_predicted_peak(g, costs, o, every3),
+            runtime::predict_step_memory(g, every3, 1, o.fixed).total_peak);
 }
 
 INSTANTIATE_TEST_SUITE_P(Attention, MilpBruteForce, test::kAttentionForms, test::attention_name);

@@ -28,7 +28,19 @@ struct MilpOptions {
   double tolerance = 0.05;
   bool codecs = true;  // false: keep or recompute only (the Checkmate baseline)
   double time_limit_seconds = 10;
-  double gap = 1e-3;  // relative optimality gap at which the solver stops
+  // Relative optimality gap at which the solver stops: of the predicted step time (the
+  // objective plus the keep-everything step), or of the objective alone, whichever is met
+  // first. 0: solve to optimality.
+  double gap = 1e-3;
+  // A restriction of the plan space that keeps the model linear in the depth: a backward
+  // stage of an op in block b may re-run only ops of blocks b - max_chain_blocks + 1 .. b
+  // (the embedding counts as block 0, the final LayerNorm and the head as the last
+  // block). Plans that would need a longer recomputation chain are not considered; every
+  // baseline (none, full, every-2, llmc, selective, compress) is inside the space at the
+  // default of 2. On graphs of at most max_chain_blocks blocks the restriction binds
+  // nothing (tested). 0: unrestricted (the model grows quadratically with the depth).
+  int max_chain_blocks = 2;
+  int log_level = 0;  // CBC's log on stdout (0: none; 1: its progress)
 };
 
 struct MilpResult {
@@ -36,10 +48,12 @@ struct MilpResult {
   double predicted_seconds = 0;  // cost_model's predict_step_seconds of the plan
   double objective = 0;          // the solved objective's time part: predicted - keep-all
   double model_objective = 0;    // the solver's objective (time and the bytes tie-break)
-  double gap = 0;                // proven relative gap (0: optimal)
-  double solve_seconds = 0;
+  double gap = 0;                // proven gap relative to the predicted step time (0: optimal)
+  double overhead_gap = 0;       // the same gap relative to `objective` (the time over keep-all)
+  double solve_seconds = 0;      // wall clock: loading into CBC and solving
   bool proven_optimal = false;
-  runtime::MemoryPrediction memory;  // predict_step_memory of the plan
+  std::size_t columns = 0, rows = 0;  // the solved model's size
+  runtime::MemoryPrediction memory;   // predict_step_memory of the plan
 };
 
 // The fastest plan that fits options.budget. Throws PlanInfeasible (naming the smallest
@@ -59,9 +73,12 @@ enum class MilpFormat : std::uint8_t { mps, lp };
 void export_milp(const model::StepGraph& graph, const StepCosts& costs, const MilpOptions& options,
                  const std::string& path, MilpFormat format);
 
-// The model's own memory for a plan: its memory rows' highest value (fixed included) with
-// the decisions fixed to `plan`. Equal to predict_step_memory's total_peak when the model
-// is exact (tested); for tests and diagnostics.
+// The model's own memory for a plan: its memory rows' highest value (fixed included) at
+// the model's point for `plan`: the decisions fixed to it, every other column computed
+// from its definition (an AND, OR or sum of earlier columns) and every row checked there
+// (no solver; with 0/1 decisions the rows admit no other point). Equal to
+// predict_step_memory's total_peak when the model is exact (tested); for tests and
+// diagnostics. Throws PlanInfeasible if the plan breaks a row (outside the plan space).
 std::size_t milp_predicted_peak(const model::StepGraph& graph, const StepCosts& costs,
                                 const MilpOptions& options, const runtime::Plan& plan);
 
