@@ -27,6 +27,8 @@ struct MilpOptions {
   // A codec is admissible for a tensor only if its measured gradient error is at most this.
   double tolerance = 0.05;
   bool codecs = true;  // false: keep or recompute only (the Checkmate baseline)
+  // CBC's limit (CPU seconds), checked between its phases: from about 48 blocks its root
+  // LP and heuristics alone overrun it (bench/milp_solve_bench).
   double time_limit_seconds = 10;
   // Relative optimality gap at which the solver stops: of the predicted step time (the
   // objective plus the keep-everything step), or of the objective alone, whichever is met
