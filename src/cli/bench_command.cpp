@@ -128,7 +128,8 @@ void plot(const std::filesystem::path& dir, const std::vector<std::string>& poli
     // Columns: 1 percent, 2 budget, 3 policy, 4 status, 5 predicted ms, 6 measured ms,
     // 7 predicted peak, 8 measured peak.
     script += "'" + (dir / "bench.csv").string() + "' using (strcol(3) eq '" + policies[i] +
-              "' && strcol(4) eq 'ok' ? $8/1048576 : 1/0):6 with linespoints title '" + policies[i] + "'";
+              "' && strcol(4) eq 'ok' ? $8/1048576 : 1/0):6 with linespoints title '" +
+              policies[i] + "'";
   }
   script += "\n";
   write_text(dir / "bench.gp", script);

@@ -440,8 +440,8 @@ int run_plan(const PlanArgs& a) {
     std::printf("\n%s", plan::format_explanation(graph, chosen.plan, *costs, tolerance).c_str());
   }
   if (a.table || a.schedule) {
-    const std::string program = runtime::format_step_program(
-        graph, runtime::lower(graph, chosen.plan, model::Pass::train));
+    const std::string program =
+        runtime::format_step_program(graph, runtime::lower(graph, chosen.plan, model::Pass::train));
     if (a.table) {
       std::printf("\n%s", plan::format_plan_table(graph, chosen.plan).c_str());
       std::printf("%s", program.substr(0, program.find('\n') + 1).c_str());  // the counts

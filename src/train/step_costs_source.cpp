@@ -1,6 +1,7 @@
 // Where a run's measured costs come from (see step_costs_source.h).
 #include "adacc/train/step_costs_source.h"
 
+#include <cmath>
 #include <filesystem>
 
 #include "adacc/core/error.h"
@@ -48,7 +49,7 @@ plan::StepCosts costs_for_run(const model::StepGraph& graph, const CostsRequest&
       std::to_string(request.batch) + " x " + std::to_string(request.seq) + ", " +
       std::to_string(request.threads) + " threads");
   const runtime::StepProfile profile = runtime::profile_step(r);
-  say("profiled in " + std::to_string(static_cast<int>(profile.seconds + 0.5)) + " s");
+  say("profiled in " + std::to_string(std::lround(profile.seconds)) + " s");
   if (request.use_cache) {
     try {
       plan::save_profile(cache, key, profile);

@@ -14,12 +14,12 @@ namespace adacc::plan {
 
 // One codec measured on one tensor.
 struct CodecCost {
-  std::string codec;               // a compress::codec_by_name name
-  std::size_t encoded_bytes = 0;   // exact size of the encoded form (Codec::encoded_bytes)
-  double encode_seconds = 0;       // once per step, in the forward
-  double decode_seconds = 0;       // once per step, in the backward
-  double grad_error = 0;           // runtime::CodecMeasurement::grad_error
-  double tensor_error = 0;         // runtime::CodecMeasurement::tensor_error
+  std::string codec;              // a compress::codec_by_name name
+  std::size_t encoded_bytes = 0;  // exact size of the encoded form (Codec::encoded_bytes)
+  double encode_seconds = 0;      // once per step, in the forward
+  double decode_seconds = 0;      // once per step, in the backward
+  double grad_error = 0;          // runtime::CodecMeasurement::grad_error
+  double tensor_error = 0;        // runtime::CodecMeasurement::tensor_error
 };
 
 struct StepCosts {
