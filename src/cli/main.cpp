@@ -406,6 +406,10 @@ int run_plan(const PlanArgs& a) {
         chosen.predicted_seconds * 1e3, 100 * chosen.gap,
         chosen.proven_optimal ? " (optimal)" : "");
   }
+  if (!chosen.source.empty() && chosen.source != "MILP") {
+    std::printf("  the plan of %s: the MILP found none faster within its time limit\n",
+                chosen.source.c_str());
+  }
   if (chosen.predicted_seconds >= 0) {
     const double none_s = costs->keep_all_seconds();
     std::printf("  predicted step time %.2f ms, %.3fx none's %.2f ms\n",

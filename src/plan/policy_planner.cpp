@@ -2,6 +2,7 @@
 #include "adacc/plan/policy_planner.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "adacc/compress/codec.h"
 #include "adacc/core/error.h"
@@ -73,41 +74,91 @@ double PolicyPlanner::predict_seconds(const runtime::Plan& plan) const {
   return predict_step_seconds(graph_, plan, *costs_);
 }
 
-ChosenPlan PolicyPlanner::choose(std::string_view policy, std::size_t budget) const {
-  ChosenPlan out;
-  out.policy = std::string(policy);
-  if (is_cost_based_policy(policy)) {
-    if (costs_ == nullptr) {
-      throw InvalidArgument("[plan] policy '" + std::string(policy) +
-                            "' chooses from measured costs; none were given");
+std::vector<std::string> PolicyPlanner::contained_baselines(std::string_view policy) const {
+  std::vector<std::string> out;
+  for (const std::string& name : compared_policies()) {
+    if (is_cost_based_policy(name)) continue;
+    const runtime::Plan plan = plan_for_policy(graph_, name);
+    bool inside = true;
+    for (std::size_t i = 0; i < plan.decisions.size() && inside; ++i) {
+      const runtime::Decision& d = plan.decisions[i];
+      if (d.policy != runtime::Policy::compress) continue;
+      if (policy == "checkmate") {
+        inside = false;
+      } else {
+        const CodecCost* c = find_codec_cost(*costs_, static_cast<model::TensorId>(i), d.codec);
+        inside = c != nullptr && c->grad_error <= tolerance_;
+      }
     }
+    if (inside) out.push_back(name);
+  }
+  return out;
+}
+
+ChosenPlan PolicyPlanner::choose_cost_based(std::string_view policy, std::size_t budget) const {
+  if (costs_ == nullptr) {
+    throw InvalidArgument("[plan] policy '" + std::string(policy) +
+                          "' chooses from measured costs; none were given");
+  }
+  const auto memo = chosen_.find(std::make_pair(std::string(policy), budget));
+  if (memo != chosen_.end()) return memo->second;
+  std::optional<ChosenPlan> best;
+  auto consider = [&](ChosenPlan c) {
+    if (!best || c.predicted_seconds < best->predicted_seconds * (1 - 1e-12)) best = std::move(c);
+  };
+  // Below the smallest feasible budget (known once asked for) there is nothing to solve.
+  const auto known = smallest_.find(policy);
+  if (known == smallest_.end() || budget >= known->second) {
     MilpOptions options;
     options.budget = budget;
     options.fixed = fixed_;
     options.threads = threads_;
     options.tolerance = tolerance_;
     options.codecs = policy == "adacc";
-    // Below the smallest feasible budget (known once asked for) there is nothing to solve.
-    const auto known = smallest_.find(policy);
-    if (known != smallest_.end() && budget < known->second) {
-      throw_infeasible(policy, budget, known->second);
-    }
-    MilpResult r;
     try {
-      r = plan_milp(graph_, pruned_, options);
+      MilpResult r = plan_milp(graph_, pruned_, options);
+      ChosenPlan c;
+      c.plan = std::move(r.plan);
+      c.memory = r.memory;
+      c.predicted_seconds = predict_seconds(c.plan);
+      c.source = "MILP";
+      c.solved = true;
+      c.solve_seconds = r.solve_seconds;
+      c.gap = r.gap;
+      c.proven_optimal = r.proven_optimal;
+      consider(std::move(c));
     } catch (const PlanInfeasible&) {
-      throw_infeasible(policy, budget, smallest_budget(policy));
+      // Proven infeasible, or nothing found in the time limit: the contained plans decide.
     }
-    out.plan = std::move(r.plan);
-    out.plan.planner = std::string(policy);
-    out.memory = r.memory;
-    out.predicted_seconds = predict_seconds(out.plan);
-    out.solved = true;
-    out.solve_seconds = r.solve_seconds;
-    out.gap = r.gap;
-    out.proven_optimal = r.proven_optimal;
-    return out;
+    for (const std::string& name : contained_baselines(policy)) {
+      ChosenPlan c;
+      c.plan = plan_for_policy(graph_, name);
+      c.memory = runtime::predict_step_memory(graph_, c.plan, threads_, fixed_);
+      if (c.memory.total_peak > budget) continue;
+      c.predicted_seconds = predict_seconds(c.plan);
+      c.source = "baseline " + name;
+      consider(std::move(c));
+    }
+    if (policy == "adacc") {
+      try {
+        ChosenPlan c = choose_cost_based("checkmate", budget);
+        c.source = c.source == "MILP" ? "checkmate's MILP" : c.source;
+        consider(std::move(c));
+      } catch (const PlanInfeasible&) {
+      }
+    }
   }
+  if (!best) throw_infeasible(policy, budget, smallest_budget(policy));
+  best->policy = std::string(policy);
+  best->plan.planner = std::string(policy);
+  chosen_.emplace(std::make_pair(std::string(policy), budget), *best);
+  return *best;
+}
+
+ChosenPlan PolicyPlanner::choose(std::string_view policy, std::size_t budget) const {
+  if (is_cost_based_policy(policy)) return choose_cost_based(policy, budget);
+  ChosenPlan out;
+  out.policy = std::string(policy);
   out.plan = plan_for_policy(graph_, policy);
   out.memory = runtime::predict_step_memory(graph_, out.plan, threads_, fixed_);
   if (out.memory.total_peak > budget) throw_infeasible(policy, budget, out.memory.total_peak);
@@ -135,7 +186,19 @@ std::size_t PolicyPlanner::find_smallest_budget(std::string_view policy) const {
     options.threads = threads_;
     options.tolerance = tolerance_;
     options.codecs = policy == "adacc";
-    return smallest_feasible_budget(graph_, pruned_, options);
+    // The MILP's least peak (the best it found in its time limit), or a contained plan's.
+    std::size_t least = Allocator::kUnlimited;
+    try {
+      least = smallest_feasible_budget(graph_, pruned_, options);
+    } catch (const PlanInfeasible&) {
+    }
+    for (const std::string& name : contained_baselines(policy)) {
+      least = std::min(least, runtime::predict_step_memory(graph_, plan_for_policy(graph_, name),
+                                                           threads_, fixed_)
+                                  .total_peak);
+    }
+    if (policy == "adacc") least = std::min(least, smallest_budget("checkmate"));
+    return least;
   }
   return runtime::predict_step_memory(graph_, plan_for_policy(graph_, policy), threads_, fixed_)
       .total_peak;

@@ -215,16 +215,23 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
   const plan::ChosenPlan chosen = planner.choose(o.policy, budget);
   const runtime::Plan& plan = chosen.plan;
   const runtime::MemoryPrediction& predicted = chosen.memory;
-  if (chosen.solved) {
-    char line[256];
+  if (plan::is_cost_based_policy(o.policy)) {
+    char how[96];
+    if (chosen.source == "MILP") {
+      std::snprintf(how, sizeof how, "solved in %.2f s, gap %.2g%%", chosen.solve_seconds,
+                    100 * chosen.gap);
+    } else {
+      std::snprintf(how, sizeof how, "the plan of %s (the MILP found none faster)",
+                    chosen.source.c_str());
+    }
+    char line[320];
     std::snprintf(line, sizeof line,
                   "plan '%s': predicted peak %s of budget %s; predicted step %.1f ms = %.3fx "
-                  "none's; solved in %.2f s, gap %.2g%%",
+                  "none's; %s",
                   o.policy.c_str(), format_bytes(predicted.total_peak).c_str(),
                   budget == SIZE_MAX ? "none" : format_bytes(budget).c_str(),
                   chosen.predicted_seconds * 1e3,
-                  chosen.predicted_seconds / costs->keep_all_seconds(), chosen.solve_seconds,
-                  100 * chosen.gap);
+                  chosen.predicted_seconds / costs->keep_all_seconds(), how);
     message(line);
     std::string summary = plan::format_role_summary(graph, plan);
     while (!summary.empty() && summary.back() == '\n') summary.pop_back();

@@ -126,6 +126,9 @@ TEST_F(PolicyPlannerTest, AdaccIsAtLeastAsFastAsEveryBaselineAtItsPeak) {
     }
   }
   EXPECT_LE(planner.smallest_budget("adacc"), planner.smallest_budget("checkmate"));
+  // adacc has a plan wherever checkmate or a baseline within its space has one.
+  EXPECT_NO_THROW(planner.choose("adacc", planner.smallest_budget("checkmate")));
+  EXPECT_NO_THROW(planner.choose("adacc", planner.smallest_budget("full")));
   EXPECT_LE(planner.smallest_budget("checkmate"), planner.smallest_budget("full"));
 }
 

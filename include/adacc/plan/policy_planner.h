@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "adacc/core/allocator.h"
@@ -24,7 +25,10 @@
 
 namespace adacc::plan {
 
-// "adacc" and "checkmate": the policies that need measured costs.
+// "adacc" and "checkmate": the policies that need measured costs. Each returns the fastest
+// of its MILP's plan and the plans it contains (checkmate: the recompute-only baselines;
+// adacc: checkmate's plan and every baseline whose codecs are within the tolerance), so
+// that a solver stopped by its time limit never leaves it behind a policy it contains.
 bool is_cost_based_policy(std::string_view policy);
 
 // The largest relative gradient error (runtime::CodecMeasurement::grad_error) a codec may
@@ -46,7 +50,10 @@ struct ChosenPlan {
   runtime::Plan plan;
   runtime::MemoryPrediction memory;
   double predicted_seconds = -1;  // the cost model's step time (-1: no costs given)
-  // For cost-based policies: what the solver reported.
+  // For cost-based policies: where the plan comes from — "MILP", or, when the solver found
+  // nothing better within its time limit, the contained plan that was best ("checkmate",
+  // "baseline full", ...) — and what the solver reported (solved: it returned a plan).
+  std::string source;
   bool solved = false;
   double solve_seconds = 0;
   double gap = 0;  // proven relative optimality gap
@@ -76,6 +83,9 @@ class PolicyPlanner {
 
  private:
   std::size_t find_smallest_budget(std::string_view policy) const;
+  // The baselines inside a cost-based policy's plan space (see is_cost_based_policy).
+  std::vector<std::string> contained_baselines(std::string_view policy) const;
+  ChosenPlan choose_cost_based(std::string_view policy, std::size_t budget) const;
   [[noreturn]] void throw_infeasible(std::string_view policy, std::size_t budget,
                                      std::size_t smallest) const;
 
@@ -88,6 +98,8 @@ class PolicyPlanner {
   runtime::MemoryPrediction none_;
   // smallest_budget's answers so far, by policy (each may take a MILP solve).
   mutable std::map<std::string, std::size_t, std::less<>> smallest_;
+  // The cost-based policies' plans so far, by (policy, budget): each is a MILP solve.
+  mutable std::map<std::pair<std::string, std::size_t>, ChosenPlan> chosen_;
 };
 
 }  // namespace adacc::plan
