@@ -116,6 +116,7 @@ void load(const detail::LinearModel& model, OsiClpSolverInterface& solver) {
 struct Solved {
   bool feasible = false;
   bool optimal = false;
+  bool proven_infeasible = false;  // else, without a plan: stopped by the time limit
   std::vector<double> x;
   double objective = 0, bound = 0, seconds = 0;
 };
@@ -178,6 +179,7 @@ Solved solve(const detail::LinearModel& model, const MilpOptions& options, doubl
   CbcMain1(static_cast<int>(std::size(argv)), argv, cbc);
   Solved s;
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  s.proven_infeasible = cbc.isProvenInfeasible();
   const double* best = cbc.bestSolution();
   if (best == nullptr || cbc.getNumCols() != static_cast<int>(model.columns().size())) return s;
   s.feasible = true;
@@ -313,6 +315,12 @@ MilpResult plan_milp(const model::StepGraph& graph, const StepCosts& costs,
   if (options.budget >= fixed) {
     finish_for_budget(f, static_cast<double>(options.budget - fixed));
     s = solve(f.model, options, costs.keep_all_seconds(), best_baseline(graph, costs, options, f));
+  }
+  if (!s.feasible && !s.proven_infeasible && options.budget >= fixed) {
+    throw PlanInfeasible("[plan] the MILP solver found no " + planner + " plan within its time " +
+                         "limit of " + std::to_string(options.time_limit_seconds) +
+                         " s at the budget of " + std::to_string(options.budget) +
+                         " bytes (none of the baselines fits it either); raise --budget");
   }
   if (!s.feasible) {
     const std::size_t least = smallest_feasible_budget(graph, costs, options);

@@ -274,6 +274,42 @@ TEST_P(MilpBruteForce, AKeepRecomputePlanTrainsBitIdenticallyToNone) {
   EXPECT_EQ(std::memcmp(g_none.data(), g_milp.data(), g_none.size() * sizeof(float)), 0);
 }
 
+// A solver stopped by its time limit: it returns the plan it started from (the fastest
+// baseline that fits) or better, never an error while a baseline fits; with nothing found
+// (no baseline fits) the error says it ran out of time, not that the budget is infeasible
+// (a limit of 1e-9 s stops CBC before its first heuristic).
+TEST_P(MilpBruteForce, StoppedByTheTimeLimitItReturnsItsStartOrSaysSo) {
+  MilpOptions o = options_;
+  o.time_limit_seconds = 1e-9;
+  o.max_chain_blocks = 2;
+  const std::size_t full_peak =
+      runtime::predict_step_memory(g_, baseline_plan(g_, "full"), 1, o.fixed).total_peak;
+  o.budget = full_peak;
+  const MilpResult r = plan_milp(g_, costs_, o);
+  EXPECT_LE(r.memory.total_peak, o.budget);
+  // The baselines the model can express (its costs measure codecs on two tensors only).
+  double fastest = std::numeric_limits<double>::infinity();
+  std::size_t least_baseline = full_peak;
+  for (const char* name : {"none", "selective", "llmc", "full", "every-2"}) {
+    const Plan p = baseline_plan(g_, name);
+    const std::size_t peak = runtime::predict_step_memory(g_, p, 1, o.fixed).total_peak;
+    least_baseline = std::min(least_baseline, peak);
+    if (peak <= o.budget) fastest = std::min(fastest, predict_step_seconds(g_, p, costs_));
+  }
+  ASSERT_LT(fastest, std::numeric_limits<double>::infinity());
+  EXPECT_LE(r.predicted_seconds, fastest * (1 + 1e-12));
+  // Below every baseline's peak but above the least: no start.
+  const std::size_t least = smallest_feasible_budget(g_, costs_, options_);
+  ASSERT_LT(least, least_baseline);
+  o.budget = least;
+  try {
+    plan_milp(g_, costs_, o);
+    FAIL() << "no exception";
+  } catch (const PlanInfeasible& e) {
+    EXPECT_NE(std::string(e.what()).find("time limit"), std::string::npos) << e.what();
+  }
+}
+
 std::string read(const std::filesystem::path& path) {
   std::ifstream in(path);
   std::stringstream s;
