@@ -186,11 +186,7 @@ int run_bench(const BenchArgs& a) {
   const double tolerance = a.tolerance < 0 ? plan::kDefaultTolerance : a.tolerance;
 
   model::ModelConfig cfg = model::parse_config(a.model);
-  if (a.attention == "naive") {
-    cfg.attention = ops::AttentionKind::naive;
-  } else if (a.attention != "flash") {
-    throw InvalidArgument("[bench] --attention must be flash or naive, not '" + a.attention + "'");
-  }
+  cfg.attention = ops::attention_kind_from_name(a.attention, "[bench] --attention");
   cfg.validate();
   if (a.seq > cfg.max_seq) {
     throw InvalidArgument("[bench] --seq " + std::to_string(a.seq) +

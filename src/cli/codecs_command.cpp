@@ -88,11 +88,7 @@ int run_codecs(const CodecsArgs& a) {
   }
   model::ModelConfig cfg =
       a.model.empty() ? train::read_model_config(a.init) : model::parse_config(a.model);
-  if (a.attention == "naive") {
-    cfg.attention = ops::AttentionKind::naive;
-  } else if (a.attention != "flash") {
-    throw InvalidArgument("[codecs] --attention must be flash or naive, not '" + a.attention + "'");
-  }
+  cfg.attention = ops::attention_kind_from_name(a.attention, "[codecs] --attention");
   if (a.batch < 1 || a.seq < 1 || a.seq > cfg.max_seq) {
     throw InvalidArgument("[codecs] need --batch >= 1 and 1 <= --seq <= " +
                           std::to_string(cfg.max_seq));

@@ -173,13 +173,7 @@ int run_train(TrainArgs& a, adacc::cli::StopSignals& stop) {
   } else {
     throw InvalidArgument("[train] --shuffle must be on or off, not '" + a.shuffle + "'");
   }
-  if (a.attention == "flash") {
-    o.attention = ops::AttentionKind::flash;
-  } else if (a.attention == "naive") {
-    o.attention = ops::AttentionKind::naive;
-  } else {
-    throw InvalidArgument("[train] --attention must be flash or naive, not '" + a.attention + "'");
-  }
+  o.attention = ops::attention_kind_from_name(a.attention, "[train] --attention");
   const bool tty = isatty(fileno(stdout)) != 0;
   cli::ProgressDisplay progress(
       stdout, tty, a.log_every > 0 ? a.log_every : std::max<std::int64_t>(1, o.steps / 20));
@@ -336,11 +330,7 @@ int run_plan(const PlanArgs& a) {
                           std::to_string(a.threads));
   }
   model::ModelConfig cfg = model::parse_config(a.model);
-  if (a.attention == "naive") {
-    cfg.attention = ops::AttentionKind::naive;
-  } else if (a.attention != "flash") {
-    throw InvalidArgument("[plan] --attention must be flash or naive, not '" + a.attention + "'");
-  }
+  cfg.attention = ops::attention_kind_from_name(a.attention, "[plan] --attention");
   const bool cost_based = plan::is_cost_based_policy(a.policy);
   if (!cost_based && (!a.export_mps.empty() || !a.export_lp.empty())) {
     throw InvalidArgument(

@@ -135,14 +135,7 @@ int run_profile(const ProfileArgs& a) {
   }
   runtime::ProfileRequest r;
   r.config = model::parse_config(a.model);
-  if (a.attention == "naive") {
-    r.config.attention = ops::AttentionKind::naive;
-  } else if (a.attention == "flash") {
-    r.config.attention = ops::AttentionKind::flash;
-  } else {
-    throw InvalidArgument("[profile] --attention must be flash or naive, not '" + a.attention +
-                          "'");
-  }
+  r.config.attention = ops::attention_kind_from_name(a.attention, "[profile] --attention");
   if (a.batch < 1 || a.seq < 1 || a.seq > r.config.max_seq) {
     throw InvalidArgument("[profile] need --batch >= 1 and 1 <= --seq <= " +
                           std::to_string(r.config.max_seq));

@@ -223,7 +223,9 @@ TEST_P(MilpBruteForce, OptimumIsTheBestValidPlanAtEveryBudget) {
       previous = r.predicted_seconds;
       EXPECT_NO_THROW(runtime::validate(g_, r.plan));
       for (const runtime::Decision& d : r.plan.decisions) {
-        if (!codecs) EXPECT_NE(d.policy, Policy::compress);
+        if (!codecs) {
+          EXPECT_NE(d.policy, Policy::compress);
+        }
       }
     }
   }
@@ -341,7 +343,9 @@ TEST_P(Milp, TheChainRestrictionBindsNothingOnOneAndTwoBlocks) {
     };
     const std::string unrestricted = model_text(0);
     EXPECT_EQ(model_text(2), unrestricted);
-    if (layers == 2) EXPECT_NE(model_text(1), unrestricted);
+    if (layers == 2) {
+      EXPECT_NE(model_text(1), unrestricted);
+    }
   }
 }
 

@@ -27,6 +27,9 @@ namespace adacc::ops {
 enum class AttentionKind : std::uint8_t { naive, flash };
 
 std::string_view attention_kind_name(AttentionKind kind);
+// The kind named "naive" or "flash"; InvalidArgument otherwise, the message starting with
+// `what` (e.g. "[train] --attention").
+AttentionKind attention_kind_from_name(std::string_view name, std::string_view what);
 
 void attention_naive_forward(Context& ctx, const Tensor& qkv, int heads, Tensor& out,
                              Tensor& probs);

@@ -187,6 +187,13 @@ std::string_view attention_kind_name(AttentionKind kind) {
   return "unknown";
 }
 
+AttentionKind attention_kind_from_name(std::string_view name, std::string_view what) {
+  if (name == "naive") return AttentionKind::naive;
+  if (name == "flash") return AttentionKind::flash;
+  throw InvalidArgument(std::string(what) + " must be flash or naive, not '" + std::string(name) +
+                        "'");
+}
+
 void attention_naive_forward(Context& ctx, const Tensor& qkv, int heads, Tensor& out,
                              Tensor& probs) {
   constexpr const char* op = "attention_naive_forward";
