@@ -286,6 +286,11 @@ void fix_to(Formulation& f, const model::StepGraph& graph, const runtime::Plan& 
 
 std::size_t smallest_feasible_budget(const model::StepGraph& graph, const StepCosts& costs,
                                      const MilpOptions& options) {
+  return least_peak_plan(graph, costs, options).peak;
+}
+
+LeastPeakPlan least_peak_plan(const model::StepGraph& graph, const StepCosts& costs,
+                              const MilpOptions& options) {
   Formulation f = detail::formulate(graph, costs, options);
   const Start start = best_baseline(graph, costs, options, f, true);
   finish_for_peak(f);
@@ -293,10 +298,13 @@ std::size_t smallest_feasible_budget(const model::StepGraph& graph, const StepCo
   o.gap = 0;
   const Solved s = solve(f.model, o, 0, start);
   if (!s.feasible) throw PlanInfeasible("[plan] no plan of this policy can run this step");
-  const runtime::Plan plan = plan_of(graph, f, s, "smallest");
+  LeastPeakPlan out;
+  out.plan = plan_of(graph, f, s, "smallest");
   const runtime::MemoryPrediction mem =
-      runtime::predict_step_memory(graph, plan, options.threads, options.fixed);
-  if (!s.optimal) return mem.total_peak;  // the best found: feasible, maybe not least
+      runtime::predict_step_memory(graph, out.plan, options.threads, options.fixed);
+  out.peak = mem.total_peak;
+  out.proven_least = s.optimal;
+  if (!s.optimal) return out;  // the best found: feasible, maybe not least
   const auto model_peak = static_cast<std::size_t>(std::llround(s.objective * kUnit));
   if (model_peak + fixed_total(options) != mem.total_peak) {
     throw std::logic_error("[plan] internal error: the MILP's least peak (" +
@@ -304,7 +312,7 @@ std::size_t smallest_feasible_budget(const model::StepGraph& graph, const StepCo
                            " bytes) is not the memory model's for its plan (" +
                            std::to_string(mem.total_peak) + " bytes)");
   }
-  return mem.total_peak;
+  return out;
 }
 
 MilpResult plan_milp(const model::StepGraph& graph, const StepCosts& costs,

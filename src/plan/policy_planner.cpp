@@ -45,6 +45,34 @@ StepCosts prune_dominated_codecs(const StepCosts& costs, double tolerance) {
   return out;
 }
 
+runtime::Plan compress_kept_tensors(const model::StepGraph& graph, const runtime::Plan& plan,
+                                    const StepCosts& costs, double tolerance) {
+  runtime::Plan out = plan;
+  const std::vector<bool> saved = runtime::saved_tensors(graph);
+  for (std::size_t i = 0; i < out.decisions.size() && i < costs.codecs.size(); ++i) {
+    if (!saved[i] || out.decisions[i].policy != runtime::Policy::keep) continue;
+    const CodecCost* fewest = nullptr;
+    for (const CodecCost& c : costs.codecs[i]) {
+      const compress::Codec& codec = compress::codec_by_name(c.codec);
+      if (c.grad_error > tolerance || codec.decodes_to() != model::SavedForm::value ||
+          !codec.applies_to(graph.tensors()[i].role)) {
+        continue;
+      }
+      if (fewest == nullptr || c.encoded_bytes < fewest->encoded_bytes) fewest = &c;
+    }
+    if (fewest == nullptr) continue;
+    runtime::Plan trial = out;
+    trial.decisions[i] = {runtime::Policy::compress, fewest->codec};
+    try {
+      runtime::validate(graph, trial);
+      out = std::move(trial);
+    } catch (const Error&) {
+      // not a valid choice for this tensor under this plan: it stays kept
+    }
+  }
+  return out;
+}
+
 bool is_cost_based_policy(std::string_view policy) {
   return policy == "adacc" || policy == "checkmate";
 }
@@ -107,16 +135,10 @@ ChosenPlan PolicyPlanner::choose_cost_based(std::string_view policy, std::size_t
     if (!best || c.predicted_seconds < best->predicted_seconds * (1 - 1e-12)) best = std::move(c);
   };
   // Below the smallest feasible budget (known once asked for) there is nothing to solve.
-  const auto known = smallest_.find(policy);
-  if (known == smallest_.end() || budget >= known->second) {
-    MilpOptions options;
-    options.budget = budget;
-    options.fixed = fixed_;
-    options.threads = threads_;
-    options.tolerance = tolerance_;
-    options.codecs = policy == "adacc";
+  const auto known = least_.find(policy);
+  if (known == least_.end() || budget >= known->second.peak) {
     try {
-      MilpResult r = plan_milp(graph_, pruned_, options);
+      MilpResult r = plan_milp(graph_, pruned_, milp_options(policy, budget));
       ChosenPlan c;
       c.plan = std::move(r.plan);
       c.memory = r.memory;
@@ -146,6 +168,22 @@ ChosenPlan PolicyPlanner::choose_cost_based(std::string_view policy, std::size_t
         consider(std::move(c));
       } catch (const PlanInfeasible&) {
       }
+      // Compressed variants: what lets adacc below the others' smallest budgets even when
+      // its MILP finds nothing there in its time limit.
+      auto compressed = [&](const std::string& name, const runtime::Plan& base) {
+        ChosenPlan c;
+        c.plan = compress_kept_tensors(graph_, base, pruned_, tolerance_);
+        c.memory = runtime::predict_step_memory(graph_, c.plan, threads_, fixed_);
+        if (c.memory.total_peak > budget) return;
+        c.predicted_seconds = predict_seconds(c.plan);
+        c.source = name + ", kept tensors compressed";
+        consider(std::move(c));
+      };
+      for (const std::string& name : contained_baselines(policy)) {
+        compressed("baseline " + name, plan_for_policy(graph_, name));
+      }
+      if (!best) compressed("checkmate's least-memory plan", least_plan("checkmate").plan);
+      if (!best) compressed("adacc's least-memory plan", least_plan("adacc").plan);
     }
   }
   if (!best) throw_infeasible(policy, budget, smallest_budget(policy));
@@ -167,41 +205,64 @@ ChosenPlan PolicyPlanner::choose(std::string_view policy, std::size_t budget) co
 }
 
 std::size_t PolicyPlanner::smallest_budget(std::string_view policy) const {
-  const auto cached = smallest_.find(policy);
-  if (cached != smallest_.end()) return cached->second;
-  const std::size_t bytes = find_smallest_budget(policy);
-  smallest_.emplace(std::string(policy), bytes);
-  return bytes;
+  return least_plan(policy).peak;
 }
 
-std::size_t PolicyPlanner::find_smallest_budget(std::string_view policy) const {
-  if (is_cost_based_policy(policy)) {
-    if (costs_ == nullptr) {
-      throw InvalidArgument("[plan] policy '" + std::string(policy) +
-                            "' chooses from measured costs; none were given");
-    }
-    MilpOptions options;
-    options.budget = Allocator::kUnlimited;
-    options.fixed = fixed_;
-    options.threads = threads_;
-    options.tolerance = tolerance_;
-    options.codecs = policy == "adacc";
-    // The MILP's least peak (the best it found in its time limit), or a contained plan's.
-    std::size_t least = Allocator::kUnlimited;
-    try {
-      least = smallest_feasible_budget(graph_, pruned_, options);
-    } catch (const PlanInfeasible&) {
-    }
-    for (const std::string& name : contained_baselines(policy)) {
-      least = std::min(least, runtime::predict_step_memory(graph_, plan_for_policy(graph_, name),
-                                                           threads_, fixed_)
-                                  .total_peak);
-    }
-    if (policy == "adacc") least = std::min(least, smallest_budget("checkmate"));
-    return least;
+MilpOptions PolicyPlanner::milp_options(std::string_view policy, std::size_t budget) const {
+  MilpOptions options;
+  options.budget = budget;
+  options.fixed = fixed_;
+  options.threads = threads_;
+  options.tolerance = tolerance_;
+  options.codecs = policy == "adacc";
+  options.time_limit_seconds = time_limit_seconds_;
+  return options;
+}
+
+const LeastPeakPlan& PolicyPlanner::least_plan(std::string_view policy) const {
+  const auto cached = least_.find(policy);
+  if (cached != least_.end()) return cached->second;
+  return least_.emplace(std::string(policy), find_least_plan(policy)).first->second;
+}
+
+LeastPeakPlan PolicyPlanner::find_least_plan(std::string_view policy) const {
+  auto peak_of = [&](const runtime::Plan& plan) {
+    return runtime::predict_step_memory(graph_, plan, threads_, fixed_).total_peak;
+  };
+  if (!is_cost_based_policy(policy)) {
+    LeastPeakPlan l;
+    l.plan = plan_for_policy(graph_, policy);
+    l.peak = peak_of(l.plan);
+    return l;
   }
-  return runtime::predict_step_memory(graph_, plan_for_policy(graph_, policy), threads_, fixed_)
-      .total_peak;
+  if (costs_ == nullptr) {
+    throw InvalidArgument("[plan] policy '" + std::string(policy) +
+                          "' chooses from measured costs; none were given");
+  }
+  // The MILP's least peak (the best it found in its time limit), or a contained plan's.
+  std::optional<LeastPeakPlan> best;
+  auto consider = [&](runtime::Plan plan) {
+    const std::size_t peak = peak_of(plan);
+    if (!best || peak < best->peak) best = LeastPeakPlan{std::move(plan), peak, false};
+  };
+  try {
+    best = least_peak_plan(graph_, pruned_, milp_options(policy, Allocator::kUnlimited));
+  } catch (const PlanInfeasible&) {
+  }
+  std::vector<runtime::Plan> contained;
+  for (const std::string& name : contained_baselines(policy)) {
+    contained.push_back(plan_for_policy(graph_, name));
+  }
+  if (policy == "adacc") contained.push_back(least_plan("checkmate").plan);
+  for (const runtime::Plan& plan : contained) {
+    consider(plan);
+    if (policy == "adacc") consider(compress_kept_tensors(graph_, plan, pruned_, tolerance_));
+  }
+  if (best && policy == "adacc") {
+    consider(compress_kept_tensors(graph_, best->plan, pruned_, tolerance_));
+  }
+  if (!best) throw PlanInfeasible("[plan] no plan of policy '" + std::string(policy) + "' found");
+  return *best;
 }
 
 void PolicyPlanner::throw_infeasible(std::string_view policy, std::size_t budget,

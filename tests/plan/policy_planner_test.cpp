@@ -51,10 +51,11 @@ TEST(PruneDominatedCodecs, DropsDominatedAndInadmissibleKeepsTheFrontPerForm) {
 // encoded bytes and no error.
 class PolicyPlannerTest : public ::testing::Test {
  protected:
-  PolicyPlannerTest()
-      : cfg_(model::parse_config("L=1,C=32,H=2,V=64,T=16")),
-        graph_(model::build_gpt2_graph(cfg_, 2, 16)),
-        fixed_(runtime::training_fixed_bytes(cfg_, 2, 16)) {
+  explicit PolicyPlannerTest(const std::string& spec = "L=1,C=32,H=2,V=64,T=16", int B = 2,
+                             int T = 16)
+      : cfg_(model::parse_config(spec)),
+        graph_(model::build_gpt2_graph(cfg_, B, T)),
+        fixed_(runtime::training_fixed_bytes(cfg_, B, T)) {
     costs_.forward_seconds.assign(graph_.ops().size(), 1e-3);
     costs_.backward_seconds.assign(graph_.ops().size(), 2e-3);
     costs_.codecs.resize(graph_.tensors().size());
@@ -130,6 +131,71 @@ TEST_F(PolicyPlannerTest, AdaccIsAtLeastAsFastAsEveryBaselineAtItsPeak) {
   EXPECT_NO_THROW(planner.choose("adacc", planner.smallest_budget("checkmate")));
   EXPECT_NO_THROW(planner.choose("adacc", planner.smallest_budget("full")));
   EXPECT_LE(planner.smallest_budget("checkmate"), planner.smallest_budget("full"));
+}
+
+TEST_F(PolicyPlannerTest, CompressKeptTensorsCompressesEveryKeptTensorWithItsSmallestCodec) {
+  const runtime::Plan full = full_plan(graph_);
+  const runtime::Plan c = compress_kept_tensors(graph_, full, costs_, 1.0);
+  EXPECT_NO_THROW(runtime::validate(graph_, c));
+  const std::vector<bool> saved = runtime::saved_tensors(graph_);
+  int compressed = 0;
+  for (std::size_t i = 0; i < c.decisions.size(); ++i) {
+    SCOPED_TRACE(graph_.tensors()[i].name);
+    if (full.decisions[i].policy != runtime::Policy::keep || !saved[i]) {
+      EXPECT_EQ(c.decisions[i].policy, full.decisions[i].policy);
+      continue;
+    }
+    std::size_t fewest = 0;
+    for (const CodecCost& cc : costs_.codecs[i]) {
+      if (compress::codec_by_name(cc.codec).decodes_to() != model::SavedForm::value) continue;
+      if (fewest == 0 || cc.encoded_bytes < fewest) fewest = cc.encoded_bytes;
+    }
+    if (fewest == 0) {
+      EXPECT_EQ(c.decisions[i].policy, runtime::Policy::keep);
+      continue;
+    }
+    ASSERT_EQ(c.decisions[i].policy, runtime::Policy::compress);
+    EXPECT_EQ(find_codec_cost(costs_, static_cast<model::TensorId>(i), c.decisions[i].codec)
+                  ->encoded_bytes,
+              fewest);
+    ++compressed;
+  }
+  EXPECT_GT(compressed, 0);
+  // Codecs above the tolerance are not used.
+  const runtime::Plan strict =
+      compress_kept_tensors(graph_, full, prune_dominated_codecs(costs_, 1.0), -1);
+  EXPECT_EQ(strict.decisions.size(), full.decisions.size());
+  for (std::size_t i = 0; i < full.decisions.size(); ++i) {
+    EXPECT_EQ(strict.decisions[i].policy, full.decisions[i].policy);
+  }
+}
+
+// Two blocks whose activations outweigh the head's logits (T=64, V=64), so that the least
+// peak is reached while saved activations are held.
+class PolicyPlannerDeepTest : public PolicyPlannerTest {
+ protected:
+  PolicyPlannerDeepTest() : PolicyPlannerTest("L=2,C=32,H=2,V=64,T=64", 4, 64) {}
+};
+
+// adacc reaches below checkmate's and full's smallest budgets (it can compress what they
+// keep) even with a solver stopped before finding anything: the contained plans with their
+// kept tensors compressed carry it, and it has a plan there. (With the solver finishing,
+// the MILP's own least-peak plan does; a 10 s limit made this test take 27 s.)
+TEST_F(PolicyPlannerDeepTest, AdaccReachesBelowCheckmateEvenWhenTheSolverStopsAtOnce) {
+  PolicyPlanner planner(graph_, 1, fixed_, &costs_);
+  planner.set_time_limit(1e-9);
+  const std::size_t adacc = planner.smallest_budget("adacc");
+  EXPECT_LT(adacc, planner.smallest_budget("checkmate"));
+  EXPECT_LE(planner.smallest_budget("checkmate"), planner.smallest_budget("full"));
+  const ChosenPlan c = planner.choose("adacc", adacc);
+  EXPECT_EQ(c.memory.total_peak, adacc);
+  EXPECT_EQ(runtime::predict_step_memory(graph_, c.plan, 1, fixed_).total_peak, adacc);
+  bool any_compressed = false;
+  for (const runtime::Decision& d : c.plan.decisions) {
+    any_compressed = any_compressed || d.policy == runtime::Policy::compress;
+  }
+  EXPECT_TRUE(any_compressed);
+  EXPECT_THROW(planner.choose("adacc", adacc - 1), PlanInfeasible);
 }
 
 }  // namespace

@@ -68,6 +68,16 @@ MilpResult plan_milp(const model::StepGraph& graph, const StepCosts& costs,
 std::size_t smallest_feasible_budget(const model::StepGraph& graph, const StepCosts& costs,
                                      const MilpOptions& options);
 
+struct LeastPeakPlan {
+  runtime::Plan plan;
+  std::size_t peak = 0;       // the memory model's total_peak of the plan
+  bool proven_least = false;  // the solver proved no plan has a smaller peak
+};
+// The plan behind smallest_feasible_budget: the least-peak plan found within the time
+// limit. Throws PlanInfeasible if the solver found none.
+LeastPeakPlan least_peak_plan(const model::StepGraph& graph, const StepCosts& costs,
+                              const MilpOptions& options);
+
 enum class MilpFormat : std::uint8_t { mps, lp };
 
 // Writes the model plan_milp solves for these options, with names that say tensor and

@@ -18,6 +18,7 @@
 
 #include "adacc/core/allocator.h"
 #include "adacc/model/step_graph.h"
+#include "adacc/plan/milp_planner.h"
 #include "adacc/plan/policy.h"
 #include "adacc/plan/step_costs.h"
 #include "adacc/runtime/memory_model.h"
@@ -27,8 +28,10 @@ namespace adacc::plan {
 
 // "adacc" and "checkmate": the policies that need measured costs. Each returns the fastest
 // of its MILP's plan and the plans it contains (checkmate: the recompute-only baselines;
-// adacc: checkmate's plan and every baseline whose codecs are within the tolerance), so
-// that a solver stopped by its time limit never leaves it behind a policy it contains.
+// adacc: checkmate's plan and every baseline whose codecs are within the tolerance, and
+// those plans and checkmate's least-memory plan with their kept tensors compressed, see
+// compress_kept_tensors), so that a solver stopped by its time limit never leaves it
+// behind a policy it contains, and adacc reaches below checkmate's smallest budget.
 bool is_cost_based_policy(std::string_view policy);
 
 // The largest relative gradient error (runtime::CodecMeasurement::grad_error) a codec may
@@ -44,6 +47,12 @@ std::vector<std::string> compared_policies();
 // better; of equals, the first listed stays). Memory and time of a plan only ever get
 // better by swapping a dominated codec for its dominator, so the optimum is unchanged.
 StepCosts prune_dominated_codecs(const StepCosts& costs, double tolerance);
+
+// `plan` with every kept saved activation compressed by its admissible codec (gradient
+// error within `tolerance`) of fewest encoded bytes among those that decode to the value;
+// a tensor no such codec was measured on stays kept. Everything else is unchanged.
+runtime::Plan compress_kept_tensors(const model::StepGraph& graph, const runtime::Plan& plan,
+                                    const StepCosts& costs, double tolerance);
 
 struct ChosenPlan {
   std::string policy;
@@ -78,11 +87,17 @@ class PolicyPlanner {
   // The smallest budget in bytes that `policy` has a plan for.
   std::size_t smallest_budget(std::string_view policy) const;
 
+  // CBC's time limit per MILP solve (MilpOptions::time_limit_seconds; default 10 s).
+  void set_time_limit(double seconds) { time_limit_seconds_ = seconds; }
+
   // The cost model's step time of a plan; requires costs.
   double predict_seconds(const runtime::Plan& plan) const;
 
  private:
-  std::size_t find_smallest_budget(std::string_view policy) const;
+  MilpOptions milp_options(std::string_view policy, std::size_t budget) const;
+  // The plan with the least peak that `policy` can find: its MILP's, or a contained one's.
+  const LeastPeakPlan& least_plan(std::string_view policy) const;
+  LeastPeakPlan find_least_plan(std::string_view policy) const;
   // The baselines inside a cost-based policy's plan space (see is_cost_based_policy).
   std::vector<std::string> contained_baselines(std::string_view policy) const;
   ChosenPlan choose_cost_based(std::string_view policy, std::size_t budget) const;
@@ -96,8 +111,9 @@ class PolicyPlanner {
   double tolerance_;
   StepCosts pruned_;  // costs_ without dominated or inadmissible codecs (what the MILP sees)
   runtime::MemoryPrediction none_;
-  // smallest_budget's answers so far, by policy (each may take a MILP solve).
-  mutable std::map<std::string, std::size_t, std::less<>> smallest_;
+  double time_limit_seconds_ = MilpOptions{}.time_limit_seconds;
+  // least_plan's answers so far, by policy (each may take a MILP solve).
+  mutable std::map<std::string, LeastPeakPlan, std::less<>> least_;
   // The cost-based policies' plans so far, by (policy, budget): each is a MILP solve.
   mutable std::map<std::pair<std::string, std::size_t>, ChosenPlan> chosen_;
 };
