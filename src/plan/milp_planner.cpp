@@ -303,7 +303,6 @@ LeastPeakPlan least_peak_plan(const model::StepGraph& graph, const StepCosts& co
   const runtime::MemoryPrediction mem =
       runtime::predict_step_memory(graph, out.plan, options.threads, options.fixed);
   out.peak = mem.total_peak;
-  out.proven_least = s.optimal;
   if (!s.optimal) return out;  // the best found: feasible, maybe not least
   const auto model_peak = static_cast<std::size_t>(std::llround(s.objective * kUnit));
   if (model_peak + fixed_total(options) != mem.total_peak) {

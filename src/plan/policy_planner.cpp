@@ -152,14 +152,18 @@ ChosenPlan PolicyPlanner::choose_cost_based(std::string_view policy, std::size_t
     } catch (const PlanInfeasible&) {
       // Proven infeasible, or nothing found in the time limit: the contained plans decide.
     }
-    for (const std::string& name : contained_baselines(policy)) {
+    // A contained plan, if it fits.
+    auto candidate = [&](std::string source, runtime::Plan plan) {
       ChosenPlan c;
-      c.plan = plan_for_policy(graph_, name);
+      c.plan = std::move(plan);
       c.memory = runtime::predict_step_memory(graph_, c.plan, threads_, fixed_);
-      if (c.memory.total_peak > budget) continue;
+      if (c.memory.total_peak > budget) return;
       c.predicted_seconds = predict_seconds(c.plan);
-      c.source = "baseline " + name;
+      c.source = std::move(source);
       consider(std::move(c));
+    };
+    for (const std::string& name : contained_baselines(policy)) {
+      candidate("baseline " + name, plan_for_policy(graph_, name));
     }
     if (policy == "adacc") {
       try {
@@ -171,13 +175,8 @@ ChosenPlan PolicyPlanner::choose_cost_based(std::string_view policy, std::size_t
       // Compressed variants: what lets adacc below the others' smallest budgets even when
       // its MILP finds nothing there in its time limit.
       auto compressed = [&](const std::string& name, const runtime::Plan& base) {
-        ChosenPlan c;
-        c.plan = compress_kept_tensors(graph_, base, pruned_, tolerance_);
-        c.memory = runtime::predict_step_memory(graph_, c.plan, threads_, fixed_);
-        if (c.memory.total_peak > budget) return;
-        c.predicted_seconds = predict_seconds(c.plan);
-        c.source = name + ", kept tensors compressed";
-        consider(std::move(c));
+        candidate(name + ", kept tensors compressed",
+                  compress_kept_tensors(graph_, base, pruned_, tolerance_));
       };
       for (const std::string& name : contained_baselines(policy)) {
         compressed("baseline " + name, plan_for_policy(graph_, name));
@@ -243,7 +242,7 @@ LeastPeakPlan PolicyPlanner::find_least_plan(std::string_view policy) const {
   std::optional<LeastPeakPlan> best;
   auto consider = [&](runtime::Plan plan) {
     const std::size_t peak = peak_of(plan);
-    if (!best || peak < best->peak) best = LeastPeakPlan{std::move(plan), peak, false};
+    if (!best || peak < best->peak) best = LeastPeakPlan{std::move(plan), peak};
   };
   try {
     best = least_peak_plan(graph_, pruned_, milp_options(policy, Allocator::kUnlimited));

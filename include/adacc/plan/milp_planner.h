@@ -70,8 +70,7 @@ std::size_t smallest_feasible_budget(const model::StepGraph& graph, const StepCo
 
 struct LeastPeakPlan {
   runtime::Plan plan;
-  std::size_t peak = 0;       // the memory model's total_peak of the plan
-  bool proven_least = false;  // the solver proved no plan has a smaller peak
+  std::size_t peak = 0;  // the memory model's total_peak of the plan
 };
 // The plan behind smallest_feasible_budget: the least-peak plan found within the time
 // limit. Throws PlanInfeasible if the solver found none.
