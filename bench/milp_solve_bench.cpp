@@ -22,6 +22,7 @@
 #include "adacc/model/gpt2.h"
 #include "adacc/ops/workspace.h"
 #include "adacc/plan/baselines.h"
+#include "adacc/plan/block_planner.h"
 #include "adacc/plan/cost_model.h"
 #include "adacc/plan/milp_planner.h"
 #include "adacc/plan/policy.h"
@@ -65,11 +66,16 @@ plan::StepCosts synthetic_costs(const model::StepGraph& g) {
 
 int main(int argc, char** argv) {
   std::vector<int> layers;
-  int threads = 1, log = 0;
+  int threads = 1, log = 0, chain = 2;
+  bool blocks = false;
   ops::AttentionKind attention = ops::AttentionKind::flash;
   for (int a = 1; a < argc; ++a) {
     if (std::strcmp(argv[a], "--threads") == 0 && a + 1 < argc) {
       threads = std::stoi(argv[++a]);
+    } else if (std::strcmp(argv[a], "--blocks") == 0) {
+      blocks = true;
+    } else if (std::strcmp(argv[a], "--chain") == 0 && a + 1 < argc) {
+      chain = std::stoi(argv[++a]);
     } else if (std::strcmp(argv[a], "--log") == 0) {
       log = 1;
     } else if (std::strcmp(argv[a], "--naive") == 0) {
@@ -92,6 +98,7 @@ int main(int argc, char** argv) {
     plan::MilpOptions o;
     o.threads = threads;
     o.log_level = log;
+    o.max_chain_blocks = chain;
     o.fixed = runtime::training_fixed_bytes(cfg, 4, 256);
     const runtime::MemoryPrediction none =
         runtime::predict_step_memory(g, plan::none_plan(g), threads, o.fixed);
@@ -103,7 +110,8 @@ int main(int argc, char** argv) {
       std::printf("| %d | %.0f%% | ", L, 100 * share);
       try {
         const auto start = std::chrono::steady_clock::now();
-        const plan::MilpResult r = plan::plan_milp(g, costs, o);
+        const plan::MilpResult r =
+            blocks ? plan::plan_by_blocks(cfg, g, costs, o) : plan::plan_milp(g, costs, o);
         const double total =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         std::printf("%zu | %zu | %.3f | %.3f | %.2e | %.2e | %s | %.2f%% | %.3f |\n", r.columns,

@@ -101,15 +101,16 @@ class Builder {
     m().define(col, mib);
     return LinExpr::of(col, kMiB);
   }
-  void point(std::string name, const LinExpr& e, double constant = 0) {
+  void point(std::string name, int op, const LinExpr& e, double constant = 0) {
     LinExpr b = e;
     b.constant += constant;
-    f_.memory.push_back({std::move(name), std::move(b)});
+    f_.memory.push_back({std::move(name), std::move(b), op});
   }
 
   // Decision columns, one group per saved activation.
   void decisions() {
     f_.choices.resize(n_t_);
+    f_.held.resize(n_t_);
     std::vector<bool> value_read(n_t_, false);  // saved by an op that needs the value
     for (const auto& op : g_.ops()) {
       if (op->kind() == "gelu") continue;
@@ -146,6 +147,9 @@ class Builder {
         group.push_back({col, {runtime::Policy::recompute, {}}});
         recompute_col_[k] = col;
       }
+      f_.held[k] = keep_[k];
+      f_.held[k].terms.front().coef = bytes(id);
+      f_.held[k].add(encoded_[k]);
       for (const Choice& c : group) one.add_col(c.col, 1);
       m().add_row(t.name + "__choice", one, 1, 1);
     }
@@ -164,7 +168,7 @@ class Builder {
           present[i(out)] = 1;
         }
       }
-      point("mem_fwd_" + oname(o), level_now,
+      point("mem_fwd_" + oname(o), o, level_now,
             outs + static_cast<double>(op.forward_workspace(model::Pass::train, options_.threads)));
       level_now.constant += outs;
       auto release = [&](TensorId id) {
@@ -177,7 +181,7 @@ class Builder {
         if (!compressed_[i(id)].is_constant()) {
           LinExpr e = level_now;
           e.add(encoded_[i(id)]);
-          point("mem_fwd_" + oname(o) + "_encoding_" + tname(id), e);
+          point("mem_fwd_" + oname(o) + "_encoding_" + tname(id), o, e);
         }
         // value stays if kept; the encoded form comes if compressed.
         level_now.constant -= bytes(id);
@@ -354,7 +358,7 @@ class Builder {
       {
         LinExpr p = level_now;
         p.add(mx, all_outs);
-        point("mem_" + st + "rerun_" + q.name() + "_for_" + tname(x), p, grads_start);
+        point("mem_" + st + "rerun_" + q.name() + "_for_" + tname(x), o, p, grads_start);
       }
       for (TensorId z : q.outputs()) {
         if (!q.produces(z, model::Pass::train)) continue;
@@ -369,7 +373,7 @@ class Builder {
       }
       ran_so_far[e.q].push_back(mx);
     }
-    point("mem_" + st + "ready", level_now, grads_start);
+    point("mem_" + st + "ready", o, level_now, grads_start);
 
     // Presence after the rebuilds; rebuilt tensors no later stage keeps are freed.
     std::vector<char> touched(n_t_, 0);
@@ -398,7 +402,7 @@ class Builder {
         level_now.add(rebuilt, -bytes(z));
       }
     }
-    point("mem_" + st + "backward", level_now, grads_run);
+    point("mem_" + st + "backward", o, level_now, grads_run);
     std::vector<char> freed(n_t_, 0);
     for (TensorId s : op.saved()) {
       if (!decided(s) || freed[i(s)] || life_[i(s)].last_backward_use != o) continue;

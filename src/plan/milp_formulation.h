@@ -23,6 +23,7 @@ struct Choice {
 struct MemoryPoint {
   std::string name;  // row name
   LinExpr bytes;     // the step's bytes at this point, without the fixed bytes
+  int op = -1;       // the op whose forward, or whose backward stage, it is in
 };
 
 struct Formulation {
@@ -31,6 +32,9 @@ struct Formulation {
   std::vector<MemoryPoint> memory;
   LinExpr seconds;        // predicted step time over the keep-everything step
   LinExpr encoded_bytes;  // of every compressed tensor (the tie-break)
+  // Per TensorId: the bytes a saved activation holds from its last forward use until the
+  // backward needs it (its value if kept, its encoded form if compressed).
+  std::vector<LinExpr> held;
 };
 
 // Throws InvalidArgument if the costs do not fit the graph.

@@ -24,6 +24,7 @@
 #include "adacc/plan/baselines.h"
 #include "adacc/plan/cost_model.h"
 #include "milp_formulation.h"
+#include "milp_solver.h"
 
 namespace adacc::plan {
 
@@ -31,183 +32,16 @@ namespace {
 
 using detail::Formulation;
 using detail::LinExpr;
-
-// Memory rows are in MiB (bytes / 2^20, exact in binary floating point): coefficients
-// stay moderate for the solver, and a byte over the budget (9.5e-7) is above its 1e-7
-// tolerance.
-constexpr double kUnit = 1024.0 * 1024.0;
-
-std::size_t fixed_total(const MilpOptions& options) {
-  return std::accumulate(options.fixed.begin(), options.fixed.end(), std::size_t{0});
-}
-
-// Adds the memory rows (<= cap bytes) and the objective: time, then (a term too small to
-// trade against any time) fewer compressed bytes.
-void finish_for_budget(Formulation& f, double cap) {
-  for (const detail::MemoryPoint& p : f.memory) {
-    LinExpr e;
-    e.add(p.bytes, 1 / kUnit);
-    f.model.add_row(p.name, e, -detail::kInf, cap / kUnit);
-  }
-  double smallest = 0, total_bytes = 0;
-  for (const detail::Term& t : f.seconds.terms) {
-    if (t.coef > 0 && (smallest == 0 || t.coef < smallest)) smallest = t.coef;
-  }
-  for (const detail::Term& t : f.encoded_bytes.terms) total_bytes += t.coef;
-  const double per_byte = total_bytes > 0 && smallest > 0 ? 1e-6 * smallest / total_bytes : 0;
-  auto& cols = f.model.columns();
-  for (const detail::Term& t : f.seconds.terms)
-    cols[static_cast<std::size_t>(t.col)].objective += t.coef;
-  for (const detail::Term& t : f.encoded_bytes.terms) {
-    cols[static_cast<std::size_t>(t.col)].objective += per_byte * t.coef;
-  }
-}
-
-// Adds a peak column (MiB) over every memory row, the only objective; returns it.
-int finish_for_peak(Formulation& f) {
-  const int peak = f.model.add_column("peak_MiB", 0, detail::kInf, false, 1);
-  for (const detail::MemoryPoint& p : f.memory) {
-    LinExpr e;
-    e.add(p.bytes, 1 / kUnit);
-    e.add_col(peak, -1);
-    f.model.add_row(p.name, e, -detail::kInf, 0);
-  }
-  return peak;
-}
-
-void load(const detail::LinearModel& model, OsiClpSolverInterface& solver) {
-  const auto& cols = model.columns();
-  const auto& rows = model.rows();
-  // Row-ordered, built in one go (appending row by row reallocates: quadratic in size).
-  std::vector<CoinBigIndex> starts{0};
-  std::vector<int> lengths, idx;
-  std::vector<double> val, row_lo, row_hi;
-  for (const detail::Row& r : rows) {
-    for (const detail::Term& t : r.terms) {
-      idx.push_back(t.col);
-      val.push_back(t.coef);
-    }
-    lengths.push_back(static_cast<int>(r.terms.size()));
-    starts.push_back(static_cast<CoinBigIndex>(idx.size()));
-    row_lo.push_back(std::isinf(r.lower) ? -COIN_DBL_MAX : r.lower);
-    row_hi.push_back(std::isinf(r.upper) ? COIN_DBL_MAX : r.upper);
-  }
-  const CoinPackedMatrix matrix(false, static_cast<int>(cols.size()), static_cast<int>(rows.size()),
-                                static_cast<CoinBigIndex>(idx.size()), val.data(), idx.data(),
-                                starts.data(), lengths.data());
-  std::vector<double> col_lo, col_hi, obj;
-  for (const detail::Column& c : cols) {
-    col_lo.push_back(std::isinf(c.lower) ? -COIN_DBL_MAX : c.lower);
-    col_hi.push_back(std::isinf(c.upper) ? COIN_DBL_MAX : c.upper);
-    obj.push_back(c.objective);
-  }
-  solver.loadProblem(matrix, col_lo.data(), col_hi.data(), obj.data(), row_lo.data(),
-                     row_hi.data());
-  for (std::size_t k = 0; k < cols.size(); ++k) {
-    const auto c = static_cast<int>(k);
-    if (cols[k].integer) solver.setInteger(c);
-    solver.setColName(c, cols[k].name);
-  }
-  for (std::size_t k = 0; k < rows.size(); ++k)
-    solver.setRowName(static_cast<int>(k), rows[k].name);
-  solver.messageHandler()->setLogLevel(0);
-}
-
-struct Solved {
-  bool feasible = false;
-  bool optimal = false;
-  bool proven_infeasible = false;  // else, without a plan: stopped by the time limit
-  std::vector<double> x;
-  double objective = 0, bound = 0, seconds = 0;
-};
-
-// `offset`: what the objective leaves out (the keep-everything step for plan_milp), so
-// that the gap is relative to the whole predicted step time: the solver stops when the
-// incumbent is within options.gap * offset of the bound (or options.gap relative to the
-// objective itself).
-// `start`: values of the decision columns of a plan to start from (empty: none).
-using Start = std::vector<std::pair<int, double>>;  // (decision column, 0 or 1)
-
-// Gives CBC the start: the model's point for those decisions (every other column from
-// its definition, LinearModel::complete) as its incumbent when every row holds there;
-// else (a model with columns no definition fixes, like the peak column) the decisions
-// alone, which CBC completes by a search of its own (slower).
-void set_start(const detail::LinearModel& model, const Start& initial, CbcModel& cbc) {
-  const auto& cols = model.columns();
-  std::vector<double> x(cols.size(), 0);
-  for (const auto& [col, value] : initial) x[static_cast<std::size_t>(col)] = value;
-  x = model.complete(std::move(x));
-  constexpr double kSlack = 1e-9;
-  bool holds = true;
-  for (const detail::Row& r : model.rows()) {
-    const double a = detail::LinearModel::activity(r, x);
-    holds = holds && a >= r.lower - kSlack && a <= r.upper + kSlack;
-  }
-  double objective = 0;
-  for (std::size_t c = 0; c < cols.size(); ++c) {
-    holds = holds && x[c] >= cols[c].lower - kSlack && x[c] <= cols[c].upper + kSlack;
-    objective += cols[c].objective * x[c];
-  }
-  if (holds) {
-    cbc.setBestSolution(x.data(), static_cast<int>(x.size()), objective, false);
-    return;
-  }
-  std::vector<std::pair<std::string, double>> named;
-  for (const auto& [col, value] : initial) {
-    named.emplace_back(cols[static_cast<std::size_t>(col)].name, value);
-  }
-  cbc.setMIPStart(named);
-}
-
-Solved solve(const detail::LinearModel& model, const MilpOptions& options, double offset = 0,
-             const Start& initial = {}) {
-  const auto start = std::chrono::steady_clock::now();  // loading included
-  OsiClpSolverInterface solver;
-  load(model, solver);
-  CbcModel cbc(solver);
-  CbcMain0(cbc);
-  if (!initial.empty()) set_start(model, initial, cbc);
-  cbc.setLogLevel(options.log_level);
-  const std::string log = std::to_string(options.log_level);
-  const std::string seconds = std::to_string(options.time_limit_seconds);
-  const std::string ratio = std::to_string(options.gap);
-  char allow[32];
-  std::snprintf(allow, sizeof allow, "%.17g", options.gap * offset);
-  const char* argv[] = {"adacc",  "-log",        log.c_str(), "-sec", seconds.c_str(),
-                        "-ratio", ratio.c_str(), "-allow",    allow,  "-preprocess",
-                        "off",    "-solve",      "-quit"};
-  CbcMain1(static_cast<int>(std::size(argv)), argv, cbc);
-  Solved s;
-  s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  s.proven_infeasible = cbc.isProvenInfeasible();
-  const double* best = cbc.bestSolution();
-  if (best == nullptr || cbc.getNumCols() != static_cast<int>(model.columns().size())) return s;
-  s.feasible = true;
-  s.x.assign(best, best + model.columns().size());
-  s.objective = cbc.getObjValue();
-  s.bound = cbc.getBestPossibleObjValue();
-  s.optimal = cbc.isProvenOptimal();
-  return s;
-}
-
-runtime::Plan plan_of(const model::StepGraph& graph, const Formulation& f, const Solved& s,
-                      const std::string& planner) {
-  runtime::Plan plan = runtime::keep_all_plan(graph);
-  plan.planner = planner;
-  for (std::size_t k = 0; k < f.choices.size(); ++k) {
-    for (const detail::Choice& c : f.choices[k]) {
-      if (s.x[static_cast<std::size_t>(c.col)] > 0.5) plan.decisions[k] = c.decision;
-    }
-  }
-  return plan;
-}
-
-double value_of(const LinExpr& e, const std::vector<double>& x) {
-  double v = e.constant;
-  for (const detail::Term& t : e.terms)
-    v += t.coef * std::round(x[static_cast<std::size_t>(t.col)]);
-  return v;
-}
+using detail::fixed_total;
+using detail::finish_for_budget;
+using detail::finish_for_peak;
+using detail::kUnit;
+using detail::load;
+using detail::plan_of;
+using detail::solve;
+using detail::Solved;
+using detail::Start;
+using detail::value_of;
 
 bool is_choice(const detail::Choice& c, const runtime::Decision& d) {
   return c.decision.policy == d.policy &&
@@ -353,6 +187,7 @@ MilpResult plan_milp(const model::StepGraph& graph, const StepCosts& costs,
   const double open = std::max(0.0, s.objective - s.bound);
   r.gap = open / std::max(1e-300, costs.keep_all_seconds() + s.objective);
   r.overhead_gap = open / std::max(1e-300, std::abs(s.objective));
+  r.lower_bound_seconds = costs.keep_all_seconds() + s.bound;
   r.solve_seconds = s.seconds;
   r.columns = f.model.columns().size();
   r.rows = f.model.rows().size();

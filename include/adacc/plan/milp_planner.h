@@ -56,6 +56,10 @@ struct MilpResult {
   bool proven_optimal = false;
   std::size_t columns = 0, rows = 0;  // the solved model's size
   runtime::MemoryPrediction memory;   // predict_step_memory of the plan
+  // "whole step": one model of the whole step (plan_milp); "blocks": the repeated-block
+  // decomposition (block_planner.h), whose gap is against its own lower bound.
+  std::string method = "whole step";
+  double lower_bound_seconds = 0;  // a proven lower bound on the optimal predicted time
 };
 
 // The fastest plan that fits options.budget. Throws PlanInfeasible (naming the smallest

@@ -1,0 +1,47 @@
+// Planning a deep GPT-2 from a few of its blocks: the MILP planner's answer (milp_planner.h)
+// for models too deep to solve whole, with a proven bound.
+//
+// Plans here re-run ops only within their own block (MilpOptions::max_chain_blocks = 1), so
+// a block's input is kept or compressed and each block's "unit" (its input and its own
+// saved tensors) is independent of the others: its extra time and the bytes it holds from
+// its forward to its backward depend on its own decisions only, and the other blocks see it
+// only through those held bytes. The blocks away from the ends are identical.
+//
+// 1. The one-block trade-off: on a 3-block graph, with the outer blocks fixed to keep,
+//    min time + mu * held bytes over the middle unit's plans for the mu that find every
+//    vertex of the lower convex hull of (held bytes, time) (each an exact MILP, no memory
+//    rows).
+// 2. A lower bound: the four end blocks (0, 1, L-2, L-1, with the embedding and the head)
+//    as an exact MILP and the L-4 middle blocks as continuous weights over the hull's
+//    plans, whose held bytes are added to every memory point after them. Every plan of the
+//    full model maps to a point of this relaxation that is no slower (the middle blocks'
+//    own memory rows are dropped; their time is at least the hull's at their average held
+//    bytes), so its optimum bounds the full model's.
+// 3. A plan: the same model with integer weights (how many middle blocks take each hull
+//    plan), expanded to the full graph with the middle blocks ordered so that the memory
+//    model's peak is least, checked by the memory model and priced by the cost model.
+// The gap reported is (plan's predicted time - lower bound) / plan's predicted time.
+#pragma once
+
+#include <string>
+
+#include "adacc/model/config.h"
+#include "adacc/model/step_graph.h"
+#include "adacc/plan/milp_planner.h"
+#include "adacc/plan/step_costs.h"
+
+namespace adacc::plan {
+
+// The smallest depth plan_by_blocks accepts (two end blocks on each side and a middle).
+inline constexpr int kBlockPlannerMinLayers = 5;
+
+// `graph` is build_gpt2_graph(config, graph.batch, graph.seq) and `costs` its costs; the
+// options' max_chain_blocks is taken as 1. Returns the plan with method "blocks", its
+// proven lower bound and gap. Throws PlanInfeasible when its plan does not fit the budget
+// (the caller may then solve the whole step), InvalidArgument for a graph that is not the
+// config's.
+MilpResult plan_by_blocks(const model::ModelConfig& config, const model::StepGraph& graph,
+                          const StepCosts& costs, const MilpOptions& options,
+                          const std::string& planner = "adacc");
+
+}  // namespace adacc::plan

@@ -1,0 +1,474 @@
+// The repeated-block decomposition (see block_planner.h).
+#include "adacc/plan/block_planner.h"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "adacc/core/error.h"
+#include "adacc/model/gpt2.h"
+#include "adacc/plan/cost_model.h"
+#include "milp_formulation.h"
+#include "milp_solver.h"
+
+namespace adacc::plan {
+
+namespace {
+
+using detail::Formulation;
+using detail::LinExpr;
+using model::StepGraph;
+using model::TensorId;
+
+// Per op: its block, the ops outside the blocks folded into the adjacent one (as the
+// formulation's chain restriction counts them).
+std::vector<int> op_blocks(const StepGraph& g) {
+  std::vector<int> block;
+  int seen = -1, lowest = -1;
+  for (const auto& op : g.ops()) {
+    if (op->layer() >= 0) {
+      seen = op->layer();
+      lowest = lowest < 0 ? seen : std::min(lowest, seen);
+    }
+    block.push_back(seen);
+  }
+  for (int& b : block) b = std::max(b, lowest);
+  return block;
+}
+
+// Per tensor: the block of the ops that save it (its unit), -1 if none does.
+std::vector<int> tensor_units(const StepGraph& g) {
+  const std::vector<int> block = op_blocks(g);
+  std::vector<int> unit(g.tensors().size(), -1);
+  for (std::size_t o = 0; o < g.ops().size(); ++o) {
+    for (TensorId s : g.ops()[o]->saved()) unit[static_cast<std::size_t>(s)] = block[o];
+  }
+  return unit;
+}
+
+// `name` of block `layer` as the same op or tensor of block `layer + shift` ("h3.fc.out"
+// -> "h7.fc.out"); names outside the blocks (layer -1) are the same in every depth.
+std::string moved(const std::string& name, int layer, int shift) {
+  if (layer < 0 || shift == 0) return name;
+  const std::string from = "h" + std::to_string(layer) + ".";
+  if (name.rfind(from, 0) != 0) {
+    throw InvalidArgument("[plan] '" + name + "' is not named as a tensor of block " +
+                          std::to_string(layer) + "; the block planner needs a GPT-2 graph");
+  }
+  return "h" + std::to_string(layer + shift) + "." + name.substr(from.size());
+}
+
+model::ModelConfig with_layers(model::ModelConfig config, int layers) {
+  config.n_layer = layers;
+  return config;
+}
+
+// The costs of `small`, a graph of the same model with fewer blocks, from the full
+// graph's: small block l stands for full block layers[l].
+StepCosts costs_for(const StepGraph& small, const std::vector<int>& layers, const StepGraph& full,
+                    const StepCosts& costs) {
+  std::unordered_map<std::string, std::size_t> op_index;
+  for (std::size_t o = 0; o < full.ops().size(); ++o) op_index[full.ops()[o]->name()] = o;
+  StepCosts c;
+  for (const auto& op : small.ops()) {
+    const int l = op->layer();
+    const std::string name =
+        moved(op->name(), l, l < 0 ? 0 : layers[static_cast<std::size_t>(l)] - l);
+    const auto it = op_index.find(name);
+    if (it == op_index.end()) {
+      throw InvalidArgument("[plan] the step graph has no op '" + name +
+                            "'; the block planner needs the config's own GPT-2 graph");
+    }
+    c.forward_seconds.push_back(costs.forward_seconds.at(it->second));
+    c.backward_seconds.push_back(costs.backward_seconds.at(it->second));
+  }
+  c.codecs.resize(small.tensors().size());
+  for (std::size_t t = 0; t < small.tensors().size(); ++t) {
+    const model::TensorInfo& info = small.tensors()[t];
+    if (info.kind != model::TensorKind::activation) continue;
+    const int l = info.layer;
+    const auto id = static_cast<std::size_t>(
+        full.find(moved(info.name, l, l < 0 ? 0 : layers[static_cast<std::size_t>(l)] - l)));
+    if (id < costs.codecs.size()) c.codecs[t] = costs.codecs[id];
+  }
+  return c;
+}
+
+// One block's plan: its unit's decisions (in the 3-block graph) and what they cost.
+struct UnitPlan {
+  double held = 0;     // bytes held from the unit's forward to its backward
+  double seconds = 0;  // predicted time over keep-everything
+  double encoded = 0;  // compressed bytes (the tie-break)
+  std::vector<std::pair<TensorId, runtime::Decision>> decisions;
+};
+
+// The middle block's trade-off between time and held bytes, on a 3-block graph whose
+// outer blocks keep everything (their decisions fixed) and without memory rows.
+class UnitTradeoff {
+ public:
+  UnitTradeoff(const StepGraph& graph, const StepCosts& costs, const MilpOptions& options)
+      : graph_(graph), options_(options), f_(detail::formulate(graph, costs, options)) {
+    const std::vector<int> unit = tensor_units(graph);
+    for (std::size_t k = 0; k < f_.choices.size(); ++k) {
+      if (f_.choices[k].empty()) continue;
+      if (unit[k] == 1) {
+        held_.add(f_.held[k]);
+        unit_tensors_.push_back(static_cast<TensorId>(k));
+        continue;
+      }
+      for (const detail::Choice& c : f_.choices[k]) {
+        auto& col = f_.model.columns()[static_cast<std::size_t>(c.col)];
+        col.lower = col.upper = c.decision.policy == runtime::Policy::keep ? 1 : 0;
+      }
+    }
+    for (const detail::Term& t : f_.encoded_bytes.terms) {
+      if (unit[static_cast<std::size_t>(owner(t.col))] == 1) encoded_.add_col(t.col, t.coef);
+    }
+  }
+
+  // The plan least in seconds_weight * time + held_weight * held MiB, with optional caps
+  // (time <= max_seconds, held <= max_held bytes). Throws PlanInfeasible if the solver
+  // stops before proving it least (the bound would not be proven).
+  UnitPlan least(double seconds_weight, double held_weight, double max_seconds = detail::kInf,
+                 double max_held = detail::kInf) {
+    detail::LinearModel m = f_.model;
+    for (auto& col : m.columns()) col.objective = 0;
+    for (const detail::Term& t : f_.seconds.terms) {
+      m.columns()[static_cast<std::size_t>(t.col)].objective += seconds_weight * t.coef;
+    }
+    for (const detail::Term& t : held_.terms) {
+      m.columns()[static_cast<std::size_t>(t.col)].objective +=
+          held_weight * t.coef / detail::kUnit;
+    }
+    if (max_seconds < detail::kInf) {  // in microseconds: well above the row tolerance
+      LinExpr e;
+      e.add(f_.seconds, 1e6);
+      m.add_row("cap_seconds", e, -detail::kInf, max_seconds * 1e6 + 1e-3);
+    }
+    if (max_held < detail::kInf) {
+      LinExpr e;
+      e.add(held_, 1 / detail::kUnit);
+      m.add_row("cap_held", e, -detail::kInf, max_held / detail::kUnit + 1e-6);
+    }
+    MilpOptions o = options_;
+    o.gap = 0;
+    const detail::Solved s = detail::solve(m, o);
+    seconds_ += s.seconds;
+    ++solves_;
+    if (!s.feasible || !s.optimal) {
+      throw PlanInfeasible("[plan] the block planner's one-block model was not solved within " +
+                           std::to_string(options_.time_limit_seconds) + " s");
+    }
+    UnitPlan p;
+    p.held = detail::value_of(held_, s.x);
+    p.seconds = detail::value_of(f_.seconds, s.x);
+    p.encoded = detail::value_of(encoded_, s.x);
+    for (TensorId t : unit_tensors_) {
+      for (const detail::Choice& c : f_.choices[static_cast<std::size_t>(t)]) {
+        if (s.x[static_cast<std::size_t>(c.col)] > 0.5) p.decisions.emplace_back(t, c.decision);
+      }
+    }
+    return p;
+  }
+
+  // Every vertex of the lower convex hull of (held, time) over the unit's plans, by
+  // decreasing held bytes (Eisner and Severance's parametric search).
+  std::vector<UnitPlan> hull() {
+    UnitPlan fastest = least(1, 0);
+    fastest = least(0, 1, fastest.seconds);
+    UnitPlan smallest = least(0, 1);
+    smallest = least(1, 0, detail::kInf, smallest.held);
+    std::vector<UnitPlan> out{fastest};
+    if (smallest.held < fastest.held) between(fastest, smallest, out);
+    if (smallest.held < fastest.held) out.push_back(smallest);
+    return out;
+  }
+
+  double solver_seconds() const { return seconds_; }
+  int solves() const { return solves_; }
+  const StepGraph& graph() const { return graph_; }
+
+ private:
+  // Appends the hull vertices strictly between a (more held, faster) and b.
+  void between(const UnitPlan& a, const UnitPlan& b, std::vector<UnitPlan>& out) {
+    if (b.seconds <= a.seconds) return;
+    const double mu = (b.seconds - a.seconds) / ((a.held - b.held) / detail::kUnit);
+    UnitPlan c = least(1, mu);
+    const double on_line = a.seconds + mu * a.held / detail::kUnit;
+    const double value = c.seconds + mu * c.held / detail::kUnit;
+    if (value >= on_line - kTolerance * std::max(1e-3, on_line)) return;
+    between(a, c, out);
+    out.push_back(c);
+    between(c, b, out);
+  }
+
+  int owner(int col) const {
+    for (std::size_t k = 0; k < f_.choices.size(); ++k) {
+      for (const detail::Choice& c : f_.choices[k]) {
+        if (c.col == col) return static_cast<int>(k);
+      }
+    }
+    return 0;
+  }
+
+  static constexpr double kTolerance = 1e-9;
+  const StepGraph& graph_;
+  MilpOptions options_;
+  Formulation f_;
+  LinExpr held_, encoded_;
+  std::vector<TensorId> unit_tensors_;
+  double seconds_ = 0;
+  int solves_ = 0;
+};
+
+// The end blocks' model with the middle as weights over the hull's plans (see the header):
+// continuous weights give the lower bound, integer ones a plan.
+struct EndsModel {
+  Formulation f;
+  std::vector<int> weights;  // column per hull plan: how many middle blocks take it
+  double most_tie_break = 0;  // the largest value the objective's bytes term can take
+};
+
+EndsModel ends_model(const StepGraph& ends, const StepCosts& costs, const MilpOptions& options,
+                     const std::vector<UnitPlan>& hull, int middle, bool integer) {
+  EndsModel e{detail::formulate(ends, costs, options), {}, 0};
+  LinExpr sum, held;
+  double most_encoded = 0, ends_encoded = 0;
+  for (const detail::Term& t : e.f.encoded_bytes.terms) ends_encoded += t.coef;
+  for (std::size_t j = 0; j < hull.size(); ++j) {
+    const int w = e.f.model.add_column("middle_blocks_with_plan_" + std::to_string(j), 0,
+                                       middle, integer);
+    e.weights.push_back(w);
+    sum.add_col(w, 1);
+    held.add_col(w, hull[j].held);
+    e.f.seconds.add_col(w, hull[j].seconds);
+    if (hull[j].encoded > 0) e.f.encoded_bytes.add_col(w, hull[j].encoded);
+    most_encoded = std::max(most_encoded, hull[j].encoded);
+  }
+  e.f.model.add_row("middle_blocks", sum, middle, middle);
+  int split = 0;  // the first op after the middle: block 2's first
+  while (ends.op(split).layer() < 2) ++split;
+  for (detail::MemoryPoint& p : e.f.memory) {
+    if (p.op >= split) p.bytes.add(held);
+  }
+  const double cap = static_cast<double>(options.budget) -
+                     static_cast<double>(detail::fixed_total(options));
+  const double per_byte = detail::finish_for_budget(e.f, cap);
+  e.most_tie_break = per_byte * (ends_encoded + middle * most_encoded);
+  return e;
+}
+
+// How many middle blocks take each hull plan: the weights rounded down, the blocks left
+// over given to the plan that holds least among those rounded (so the middle holds no
+// more than with the weights, and every memory row still holds).
+std::vector<int> rounded(const std::vector<double>& weights, const std::vector<UnitPlan>& hull,
+                         int middle) {
+  std::vector<int> count(weights.size(), 0);
+  int left = middle, least = -1;
+  for (std::size_t j = 0; j < weights.size(); ++j) {
+    count[j] = static_cast<int>(std::floor(weights[j] + 1e-9));
+    left -= count[j];
+    const bool fractional = weights[j] - count[j] > 1e-9;
+    if (fractional && (least < 0 || hull[j].held < hull[static_cast<std::size_t>(least)].held)) {
+      least = static_cast<int>(j);
+    }
+  }
+  if (left > 0) count[static_cast<std::size_t>(least < 0 ? 0 : least)] += left;
+  return count;
+}
+
+// What a full-graph plan is made from, besides the end blocks' plan and the counts.
+struct Expansion {
+  const StepGraph& full;
+  const StepCosts& costs;
+  const StepGraph& ends;
+  const std::vector<int>& ends_layers;  // per end block: its block in the full graph
+  const std::vector<UnitPlan>& hull;
+  const StepGraph& unit_graph;
+  int threads;
+  std::array<std::size_t, kMemCategories> fixed;
+};
+
+// The full graph's plan: the end blocks' decisions, and each middle block's hull plan.
+runtime::Plan expand(const Expansion& x, const runtime::Plan& ends_plan,
+                     const std::vector<int>& middle_plans) {
+  runtime::Plan plan = runtime::keep_all_plan(x.full);
+  plan.planner = ends_plan.planner;
+  const std::vector<int> unit = tensor_units(x.ends);
+  for (std::size_t k = 0; k < x.ends.tensors().size(); ++k) {
+    if (unit[k] < 0 || x.ends.tensors()[k].kind != model::TensorKind::activation) continue;
+    const model::TensorInfo& t = x.ends.tensors()[k];
+    const int shift = x.ends_layers[static_cast<std::size_t>(unit[k])] - unit[k];
+    const auto id = static_cast<std::size_t>(x.full.find(moved(t.name, t.layer, shift)));
+    plan.decisions.at(id) = ends_plan.decisions.at(k);
+  }
+  for (std::size_t m = 0; m < middle_plans.size(); ++m) {
+    const int block = 2 + static_cast<int>(m);
+    for (const auto& [t, d] : x.hull[static_cast<std::size_t>(middle_plans[m])].decisions) {
+      const model::TensorInfo& info = x.unit_graph.tensor(t);
+      plan.decisions.at(static_cast<std::size_t>(
+          x.full.find(moved(info.name, info.layer, block - 1)))) = d;
+    }
+  }
+  return plan;
+}
+
+struct Candidate {
+  runtime::Plan plan;
+  runtime::MemoryPrediction memory;
+  double seconds = 0;      // predict_step_seconds
+  std::vector<int> count;  // per hull plan: middle blocks that take it
+};
+
+bool fits(const Candidate& c, const MilpOptions& options) {
+  return c.memory.total_peak <= options.budget;
+}
+
+// The full plan with `count` middle blocks per hull plan, in the order of the distinct
+// plans' runs whose peak is least (for a given multiset of blocks, runs are as good as
+// any interleaving: the exchange argument of block_planner.h's docs).
+Candidate candidate(const Expansion& x, const runtime::Plan& ends_plan, std::vector<int> count) {
+  std::vector<int> used;
+  for (std::size_t j = 0; j < count.size(); ++j) {
+    if (count[j] > 0) used.push_back(static_cast<int>(j));
+  }
+  std::vector<std::vector<int>> orders;
+  if (used.size() <= 3) {
+    do {
+      orders.push_back(used);
+    } while (std::next_permutation(used.begin(), used.end()));
+  } else {  // by decreasing held bytes (the hull's order) and the reverse
+    orders.push_back(used);
+    orders.emplace_back(used.rbegin(), used.rend());
+  }
+  Candidate best;
+  bool found = false;
+  for (const std::vector<int>& order : orders) {
+    std::vector<int> middle_plans;
+    for (int j : order) middle_plans.insert(middle_plans.end(), count[static_cast<std::size_t>(j)], j);
+    runtime::Plan plan = expand(x, ends_plan, middle_plans);
+    runtime::MemoryPrediction mem = runtime::predict_step_memory(x.full, plan, x.threads, x.fixed);
+    if (!found || mem.total_peak < best.memory.total_peak) {
+      best.plan = std::move(plan);
+      best.memory = std::move(mem);
+      found = true;
+    }
+  }
+  best.seconds = predict_step_seconds(x.full, best.plan, x.costs);
+  best.count = std::move(count);
+  return best;
+}
+
+std::vector<double> weights_of(const EndsModel& e, const detail::Solved& s) {
+  std::vector<double> w;
+  for (int col : e.weights) w.push_back(s.x[static_cast<std::size_t>(col)]);
+  return w;
+}
+
+// The integer model's start: the relaxed solution's end-block decisions (the two models
+// share their columns up to the weights) and `count`.
+detail::Start start_of(const EndsModel& integral, const detail::Solved& relaxed,
+                       const std::vector<int>& count) {
+  detail::Start start;
+  for (const std::vector<detail::Choice>& group : integral.f.choices) {
+    for (const detail::Choice& c : group) {
+      start.emplace_back(c.col, std::round(relaxed.x[static_cast<std::size_t>(c.col)]));
+    }
+  }
+  for (std::size_t j = 0; j < count.size(); ++j) start.emplace_back(integral.weights[j], count[j]);
+  return start;
+}
+
+}  // namespace
+
+MilpResult plan_by_blocks(const model::ModelConfig& config, const StepGraph& graph,
+                          const StepCosts& costs, const MilpOptions& options,
+                          const std::string& planner) {
+  const int L = config.n_layer;
+  if (L < kBlockPlannerMinLayers) {
+    throw InvalidArgument("[plan] the block planner needs at least " +
+                          std::to_string(kBlockPlannerMinLayers) + " blocks, the model has " +
+                          std::to_string(L));
+  }
+  MilpOptions o = options;
+  o.max_chain_blocks = 1;
+  const int B = graph.batch, T = graph.seq;
+
+  // 1. The one-block trade-off.
+  const StepGraph unit_graph = model::build_gpt2_graph(with_layers(config, 3), B, T);
+  UnitTradeoff tradeoff(unit_graph, costs_for(unit_graph, {0, L / 2, L - 1}, graph, costs), o);
+  const std::vector<UnitPlan> hull = tradeoff.hull();
+
+  // 2. The lower bound and 3. the plan, on the end blocks.
+  const std::vector<int> ends_layers{0, 1, L - 2, L - 1};
+  const StepGraph ends = model::build_gpt2_graph(with_layers(config, 4), B, T);
+  const StepCosts ends_costs = costs_for(ends, ends_layers, graph, costs);
+  const int middle = L - 4;
+  double solver_seconds = tradeoff.solver_seconds();
+
+  EndsModel relaxed = ends_model(ends, ends_costs, o, hull, middle, false);
+  MilpOptions exact = o;
+  exact.gap = 0;
+  const detail::Solved lower = detail::solve(relaxed.f.model, exact);
+  solver_seconds += lower.seconds;
+  if (!lower.feasible) {
+    throw PlanInfeasible("[plan] no plan that re-runs ops only within their block fits the "
+                         "budget of " +
+                         std::to_string(options.budget) + " bytes");
+  }
+  const double lower_bound =
+      costs.keep_all_seconds() + std::min(lower.bound, lower.objective) - relaxed.most_tie_break;
+
+  // A plan from the bound's solution: its end blocks, its weights rounded.
+  const Expansion context{graph,     costs,      ends,          ends_layers,
+                          hull,      unit_graph, options.threads, options.fixed};
+  Candidate best = candidate(context, detail::plan_of(ends, relaxed.f, lower, planner),
+                             rounded(weights_of(relaxed, lower), hull, middle));
+  std::fprintf(stderr, "DBG hull %zu plans %d solves %.3f s; lower %.3f s; rounded gap %.2e fits %d\n", hull.size(), tradeoff.solves(), tradeoff.solver_seconds(), lower.seconds, (best.seconds - lower_bound)/best.seconds, fits(best, options)?1:0);
+  if (!fits(best, options) || best.seconds - lower_bound > options.gap * best.seconds) {
+    // Integer weights, solved from that plan's point.
+    EndsModel integral = ends_model(ends, ends_costs, o, hull, middle, true);
+    const detail::Solved upper = detail::solve(integral.f.model, o, costs.keep_all_seconds(),
+                                               start_of(integral, lower, best.count));
+    solver_seconds += upper.seconds;
+    if (upper.feasible) {
+      Candidate c = candidate(context, detail::plan_of(ends, integral.f, upper, planner),
+                              rounded(weights_of(integral, upper), hull, middle));
+      if (fits(c, options) && (!fits(best, options) || c.seconds < best.seconds)) {
+        best = std::move(c);
+      }
+    }
+  }
+  if (!fits(best, options)) {
+    throw PlanInfeasible("[plan] the block planner's plan peaks at " +
+                         std::to_string(best.memory.total_peak) + " bytes, over the budget of " +
+                         std::to_string(options.budget) + " (at " + best.memory.where + ")");
+  }
+  MilpResult r;
+  r.plan = std::move(best.plan);
+  r.memory = std::move(best.memory);
+  runtime::validate(graph, r.plan);
+  r.method = "blocks";
+  r.predicted_seconds = predict_step_seconds(graph, r.plan, costs);
+  r.objective = r.predicted_seconds - costs.keep_all_seconds();
+  r.model_objective = lower.objective;
+  r.lower_bound_seconds = lower_bound;
+  const double open = std::max(0.0, r.predicted_seconds - r.lower_bound_seconds);
+  r.gap = open / std::max(1e-300, r.predicted_seconds);
+  r.overhead_gap = open / std::max(1e-300, std::abs(r.objective));
+  r.proven_optimal = open <= 1e-9 * r.predicted_seconds;
+  r.solve_seconds = solver_seconds;
+  r.columns = relaxed.f.model.columns().size();
+  r.rows = relaxed.f.model.rows().size();
+  return r;
+}
+
+}  // namespace adacc::plan
