@@ -58,6 +58,7 @@ StepGraph build_gpt2_graph(const ModelConfig& config, int B, int T) {
   }
   const std::int64_t b = B, t = T, C = config.n_embd, H = config.n_head;
   StepGraph g;
+  g.config = config;
   g.batch = B;
   g.seq = T;
 

@@ -387,17 +387,58 @@ detail::Start start_of(const EndsModel& integral, const detail::Solved& relaxed,
   return start;
 }
 
+// Throws InvalidArgument unless every block's ops and codecs cost what block 0's do.
+void check_blocks_cost_the_same(const StepGraph& g, const StepCosts& costs) {
+  if (costs.forward_seconds.size() != g.ops().size() ||
+      costs.backward_seconds.size() != g.ops().size() || costs.codecs.size() > g.tensors().size()) {
+    throw InvalidArgument("[plan] the step costs do not fit the graph; profile this model shape");
+  }
+  std::unordered_map<std::string, std::size_t> first_op;
+  for (std::size_t o = 0; o < g.ops().size(); ++o) {
+    const model::OpNode& op = g.op(static_cast<int>(o));
+    if (op.layer() < 0) continue;
+    const auto [it, added] = first_op.emplace(moved(op.name(), op.layer(), -op.layer()), o);
+    if (!added && (costs.forward_seconds[o] != costs.forward_seconds[it->second] ||
+                   costs.backward_seconds[o] != costs.backward_seconds[it->second])) {
+      throw InvalidArgument("[plan] op '" + op.name() + "' costs other than block 0's; the " +
+                            "block planner needs blocks that cost the same");
+    }
+  }
+  std::unordered_map<std::string, std::size_t> first_tensor;
+  auto same = [](const CodecCost& a, const CodecCost& b) {
+    return a.codec == b.codec && a.encoded_bytes == b.encoded_bytes &&
+           a.encode_seconds == b.encode_seconds && a.decode_seconds == b.decode_seconds &&
+           a.grad_error == b.grad_error;
+  };
+  for (std::size_t t = 0; t < costs.codecs.size(); ++t) {
+    const model::TensorInfo& info = g.tensors()[t];
+    if (info.layer < 0) continue;
+    const auto [it, added] = first_tensor.emplace(moved(info.name, info.layer, -info.layer), t);
+    if (added) continue;
+    const std::vector<CodecCost>& a = costs.codecs[t];
+    const std::vector<CodecCost>& b = costs.codecs[it->second];
+    if (!std::equal(a.begin(), a.end(), b.begin(), b.end(), same)) {
+      throw InvalidArgument("[plan] the codecs of '" + info.name + "' cost other than block " +
+                            "0's; the block planner needs blocks that cost the same");
+    }
+  }
+}
+
 }  // namespace
 
-MilpResult plan_by_blocks(const model::ModelConfig& config, const StepGraph& graph,
-                          const StepCosts& costs, const MilpOptions& options,
-                          const std::string& planner) {
+MilpResult plan_by_blocks(const StepGraph& graph, const StepCosts& costs,
+                          const MilpOptions& options, const std::string& planner) {
+  if (!graph.config) {
+    throw InvalidArgument("[plan] the block planner needs a GPT-2 step graph (build_gpt2_graph)");
+  }
+  const model::ModelConfig& config = *graph.config;
   const int L = config.n_layer;
   if (L < kBlockPlannerMinLayers) {
     throw InvalidArgument("[plan] the block planner needs at least " +
                           std::to_string(kBlockPlannerMinLayers) + " blocks, the model has " +
                           std::to_string(L));
   }
+  check_blocks_cost_the_same(graph, costs);
   MilpOptions o = options;
   o.max_chain_blocks = 1;
   const int B = graph.batch, T = graph.seq;

@@ -22,6 +22,7 @@
 #include "adacc/core/allocator.h"
 #include "adacc/core/error.h"
 #include "adacc/plan/baselines.h"
+#include "adacc/plan/block_planner.h"
 #include "adacc/plan/cost_model.h"
 #include "milp_formulation.h"
 #include "milp_solver.h"
@@ -150,6 +151,13 @@ LeastPeakPlan least_peak_plan(const model::StepGraph& graph, const StepCosts& co
 
 MilpResult plan_milp(const model::StepGraph& graph, const StepCosts& costs,
                      const MilpOptions& options, const std::string& planner) {
+  if (options.by_blocks && graph.config && graph.config->n_layer >= kBlockPlannerFromLayers) {
+    try {
+      return plan_by_blocks(graph, costs, options, planner);
+    } catch (const Error&) {
+      // Blocks that cost differently, or no plan found that way: the whole step decides.
+    }
+  }
   Formulation f = detail::formulate(graph, costs, options);
   const std::size_t fixed = fixed_total(options);
   Solved s;

@@ -10,12 +10,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "adacc/core/context.h"
 #include "adacc/core/tensor.h"
+#include "adacc/model/config.h"
 
 namespace adacc::model {
 
@@ -155,6 +157,8 @@ class StepGraph {
   // Throws InvalidArgument if no tensor has this name.
   TensorId find(std::string_view name) const;
 
+  // The model the graph was built from (build_gpt2_graph); empty for graphs built by hand.
+  std::optional<ModelConfig> config;
   TensorId tokens = kNoTensor;   // (B,T) int32
   TensorId targets = kNoTensor;  // (B,T) int32
   int batch = 0, seq = 0;

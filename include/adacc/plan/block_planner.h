@@ -25,7 +25,6 @@
 
 #include <string>
 
-#include "adacc/model/config.h"
 #include "adacc/model/step_graph.h"
 #include "adacc/plan/milp_planner.h"
 #include "adacc/plan/step_costs.h"
@@ -34,14 +33,19 @@ namespace adacc::plan {
 
 // The smallest depth plan_by_blocks accepts (two end blocks on each side and a middle).
 inline constexpr int kBlockPlannerMinLayers = 5;
+// From this depth on plan_milp plans by blocks (falling back to the whole step when that
+// fails). Below it the whole step solves in seconds, and re-runs that cross a block
+// boundary (max_chain_blocks 2) are worth their place: on the 12-block GPT-2 at 25% of
+// none's memory the whole step's optimum is 0.03% faster (docs/planner.md).
+inline constexpr int kBlockPlannerFromLayers = 13;
 
-// `graph` is build_gpt2_graph(config, graph.batch, graph.seq) and `costs` its costs; the
-// options' max_chain_blocks is taken as 1. Returns the plan with method "blocks", its
-// proven lower bound and gap. Throws PlanInfeasible when its plan does not fit the budget
-// (the caller may then solve the whole step), InvalidArgument for a graph that is not the
-// config's.
-MilpResult plan_by_blocks(const model::ModelConfig& config, const model::StepGraph& graph,
-                          const StepCosts& costs, const MilpOptions& options,
-                          const std::string& planner = "adacc");
+// `graph` is a build_gpt2_graph graph (it carries its config) and `costs` its costs, equal
+// in every block (as a profile's are); the options' max_chain_blocks is taken as 1.
+// Returns the plan with method "blocks", its proven lower bound and gap. Throws
+// PlanInfeasible when no plan is found or it does not fit the budget (the caller may then
+// solve the whole step), InvalidArgument for a graph without its config, of fewer than
+// kBlockPlannerMinLayers blocks, or with costs that differ between blocks.
+MilpResult plan_by_blocks(const model::StepGraph& graph, const StepCosts& costs,
+                          const MilpOptions& options, const std::string& planner = "adacc");
 
 }  // namespace adacc::plan
