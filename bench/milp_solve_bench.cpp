@@ -95,7 +95,8 @@ int main(int argc, char** argv) {
   }
   if (layers.empty()) layers = {12, 48, 96, 192};
   std::printf(
-      "| L | budget | method | columns | rows | solve s | plan_milp s | gap | overhead gap | optimal "
+      "| L | budget | method | columns | rows | solve s | plan_milp s | gap | overhead gap | "
+      "optimal "
       "| time over none | peak / budget |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const int L : layers) {
     model::ModelConfig cfg =
@@ -124,9 +125,8 @@ int main(int argc, char** argv) {
         const double total =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         std::printf("%s | %zu | %zu | %.3f | %.3f | %.2e | %.2e | %s | %.2f%% | %.3f |\n",
-                    r.method.c_str(), r.columns,
-                    r.rows, r.solve_seconds, total, r.gap, r.overhead_gap,
-                    r.proven_optimal ? "yes" : "no",
+                    r.method.c_str(), r.columns, r.rows, r.solve_seconds, total, r.gap,
+                    r.overhead_gap, r.proven_optimal ? "yes" : "no",
                     100 * (r.predicted_seconds / costs.keep_all_seconds() - 1),
                     static_cast<double>(r.memory.total_peak) / static_cast<double>(o.budget));
       } catch (const PlanInfeasible& e) {

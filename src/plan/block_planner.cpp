@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstddef>
-#include <cstdio>
 #include <map>
 #include <string>
 #include <unordered_map>
@@ -160,7 +159,7 @@ class UnitTradeoff {
     }
     MilpOptions o = options_;
     o.gap = 0;
-    const detail::Solved s = detail::solve(m, o);
+    const detail::Solved s = detail::solve(m, o, 0, {}, true);
     seconds_ += s.seconds;
     ++solves_;
     if (!s.feasible || !s.optimal) {
@@ -233,7 +232,7 @@ class UnitTradeoff {
 // continuous weights give the lower bound, integer ones a plan.
 struct EndsModel {
   Formulation f;
-  std::vector<int> weights;  // column per hull plan: how many middle blocks take it
+  std::vector<int> weights;   // column per hull plan: how many middle blocks take it
   double most_tie_break = 0;  // the largest value the objective's bytes term can take
 };
 
@@ -244,8 +243,8 @@ EndsModel ends_model(const StepGraph& ends, const StepCosts& costs, const MilpOp
   double most_encoded = 0, ends_encoded = 0;
   for (const detail::Term& t : e.f.encoded_bytes.terms) ends_encoded += t.coef;
   for (std::size_t j = 0; j < hull.size(); ++j) {
-    const int w = e.f.model.add_column("middle_blocks_with_plan_" + std::to_string(j), 0,
-                                       middle, integer);
+    const int w =
+        e.f.model.add_column("middle_blocks_with_plan_" + std::to_string(j), 0, middle, integer);
     e.weights.push_back(w);
     sum.add_col(w, 1);
     held.add_col(w, hull[j].held);
@@ -259,8 +258,8 @@ EndsModel ends_model(const StepGraph& ends, const StepCosts& costs, const MilpOp
   for (detail::MemoryPoint& p : e.f.memory) {
     if (p.op >= split) p.bytes.add(held);
   }
-  const double cap = static_cast<double>(options.budget) -
-                     static_cast<double>(detail::fixed_total(options));
+  const double cap =
+      static_cast<double>(options.budget) - static_cast<double>(detail::fixed_total(options));
   const double per_byte = detail::finish_for_budget(e.f, cap);
   e.most_tie_break = per_byte * (ends_encoded + middle * most_encoded);
   return e;
@@ -268,20 +267,23 @@ EndsModel ends_model(const StepGraph& ends, const StepCosts& costs, const MilpOp
 
 // How many middle blocks take each hull plan: the weights rounded down, the blocks left
 // over given to the plan that holds least among those rounded (so the middle holds no
-// more than with the weights, and every memory row still holds).
+// more than with the weights, and every memory row still holds) or, with `to_fastest`,
+// to the fastest of them (which the memory model may refuse).
 std::vector<int> rounded(const std::vector<double>& weights, const std::vector<UnitPlan>& hull,
-                         int middle) {
+                         int middle, bool to_fastest = false) {
   std::vector<int> count(weights.size(), 0);
-  int left = middle, least = -1;
+  int left = middle, pick = -1;
   for (std::size_t j = 0; j < weights.size(); ++j) {
     count[j] = static_cast<int>(std::floor(weights[j] + 1e-9));
     left -= count[j];
-    const bool fractional = weights[j] - count[j] > 1e-9;
-    if (fractional && (least < 0 || hull[j].held < hull[static_cast<std::size_t>(least)].held)) {
-      least = static_cast<int>(j);
+    if (weights[j] - count[j] <= 1e-9) continue;  // not rounded
+    const auto p = static_cast<std::size_t>(pick);
+    if (pick < 0 ||
+        (to_fastest ? hull[j].seconds < hull[p].seconds : hull[j].held < hull[p].held)) {
+      pick = static_cast<int>(j);
     }
   }
-  if (left > 0) count[static_cast<std::size_t>(least < 0 ? 0 : least)] += left;
+  if (left > 0) count[static_cast<std::size_t>(pick < 0 ? 0 : pick)] += left;
   return count;
 }
 
@@ -314,8 +316,8 @@ runtime::Plan expand(const Expansion& x, const runtime::Plan& ends_plan,
     const int block = 2 + static_cast<int>(m);
     for (const auto& [t, d] : x.hull[static_cast<std::size_t>(middle_plans[m])].decisions) {
       const model::TensorInfo& info = x.unit_graph.tensor(t);
-      plan.decisions.at(static_cast<std::size_t>(
-          x.full.find(moved(info.name, info.layer, block - 1)))) = d;
+      plan.decisions.at(
+          static_cast<std::size_t>(x.full.find(moved(info.name, info.layer, block - 1)))) = d;
     }
   }
   return plan;
@@ -353,7 +355,8 @@ Candidate candidate(const Expansion& x, const runtime::Plan& ends_plan, std::vec
   bool found = false;
   for (const std::vector<int>& order : orders) {
     std::vector<int> middle_plans;
-    for (int j : order) middle_plans.insert(middle_plans.end(), count[static_cast<std::size_t>(j)], j);
+    for (int j : order)
+      middle_plans.insert(middle_plans.end(), count[static_cast<std::size_t>(j)], j);
     runtime::Plan plan = expand(x, ends_plan, middle_plans);
     runtime::MemoryPrediction mem = runtime::predict_step_memory(x.full, plan, x.threads, x.fixed);
     if (!found || mem.total_peak < best.memory.total_peak) {
@@ -424,33 +427,62 @@ void check_blocks_cost_the_same(const StepGraph& g, const StepCosts& costs) {
   }
 }
 
-}  // namespace
-
-MilpResult plan_by_blocks(const StepGraph& graph, const StepCosts& costs,
-                          const MilpOptions& options, const std::string& planner) {
+// The checks both entry points make; returns the model's depth.
+int checked_depth(const StepGraph& graph, const StepCosts& costs) {
   if (!graph.config) {
     throw InvalidArgument("[plan] the block planner needs a GPT-2 step graph (build_gpt2_graph)");
   }
-  const model::ModelConfig& config = *graph.config;
-  const int L = config.n_layer;
+  const int L = graph.config->n_layer;
   if (L < kBlockPlannerMinLayers) {
     throw InvalidArgument("[plan] the block planner needs at least " +
                           std::to_string(kBlockPlannerMinLayers) + " blocks, the model has " +
                           std::to_string(L));
   }
   check_blocks_cost_the_same(graph, costs);
+  return L;
+}
+
+StepGraph unit_graph_of(const StepGraph& graph) {
+  return model::build_gpt2_graph(with_layers(*graph.config, 3), graph.batch, graph.seq);
+}
+
+// Solver time limits of the block planner's plan searches (the bound's own is the options').
+constexpr double kEndsSeconds = 0.5;   // the end blocks for given counts
+constexpr double kIntegerSeconds = 2;  // the integer model
+
+}  // namespace
+
+std::vector<BlockTradeoffPoint> block_tradeoff(const StepGraph& graph, const StepCosts& costs,
+                                               const MilpOptions& options) {
+  const int L = checked_depth(graph, costs);
   MilpOptions o = options;
   o.max_chain_blocks = 1;
-  const int B = graph.batch, T = graph.seq;
+  const StepGraph unit_graph = unit_graph_of(graph);
+  UnitTradeoff tradeoff(unit_graph, costs_for(unit_graph, {0, L / 2, L - 1}, graph, costs), o);
+  std::vector<BlockTradeoffPoint> out;
+  for (const UnitPlan& p : tradeoff.hull()) {
+    BlockTradeoffPoint b{p.held, p.seconds, {}};
+    for (const auto& [t, d] : p.decisions) b.decisions.emplace_back(unit_graph.tensor(t).name, d);
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+MilpResult plan_by_blocks(const StepGraph& graph, const StepCosts& costs,
+                          const MilpOptions& options, const std::string& planner) {
+  const int L = checked_depth(graph, costs);
+  MilpOptions o = options;
+  o.max_chain_blocks = 1;
 
   // 1. The one-block trade-off.
-  const StepGraph unit_graph = model::build_gpt2_graph(with_layers(config, 3), B, T);
+  const StepGraph unit_graph = unit_graph_of(graph);
   UnitTradeoff tradeoff(unit_graph, costs_for(unit_graph, {0, L / 2, L - 1}, graph, costs), o);
   const std::vector<UnitPlan> hull = tradeoff.hull();
 
   // 2. The lower bound and 3. the plan, on the end blocks.
   const std::vector<int> ends_layers{0, 1, L - 2, L - 1};
-  const StepGraph ends = model::build_gpt2_graph(with_layers(config, 4), B, T);
+  const StepGraph ends =
+      model::build_gpt2_graph(with_layers(*graph.config, 4), graph.batch, graph.seq);
   const StepCosts ends_costs = costs_for(ends, ends_layers, graph, costs);
   const int middle = L - 4;
   double solver_seconds = tradeoff.solver_seconds();
@@ -458,35 +490,62 @@ MilpResult plan_by_blocks(const StepGraph& graph, const StepCosts& costs,
   EndsModel relaxed = ends_model(ends, ends_costs, o, hull, middle, false);
   MilpOptions exact = o;
   exact.gap = 0;
-  const detail::Solved lower = detail::solve(relaxed.f.model, exact);
+  const detail::Solved lower = detail::solve(relaxed.f.model, exact, 0, {}, true);
   solver_seconds += lower.seconds;
   if (!lower.feasible) {
-    throw PlanInfeasible("[plan] no plan that re-runs ops only within their block fits the "
-                         "budget of " +
-                         std::to_string(options.budget) + " bytes");
+    throw PlanInfeasible(
+        "[plan] no plan that re-runs ops only within their block fits the "
+        "budget of " +
+        std::to_string(options.budget) + " bytes");
   }
-  const double lower_bound =
-      costs.keep_all_seconds() + std::min(lower.bound, lower.objective) - relaxed.most_tie_break;
+  const double lower_bound = costs.keep_all_seconds() + std::min(lower.bound, lower.objective) -
+                             relaxed.most_tie_break - lower.cutoff_increment;
 
   // A plan from the bound's solution: its end blocks, its weights rounded.
-  const Expansion context{graph,     costs,      ends,          ends_layers,
-                          hull,      unit_graph, options.threads, options.fixed};
-  Candidate best = candidate(context, detail::plan_of(ends, relaxed.f, lower, planner),
-                             rounded(weights_of(relaxed, lower), hull, middle));
-  std::fprintf(stderr, "DBG hull %zu plans %d solves %.3f s; lower %.3f s; rounded gap %.2e fits %d\n", hull.size(), tradeoff.solves(), tradeoff.solver_seconds(), lower.seconds, (best.seconds - lower_bound)/best.seconds, fits(best, options)?1:0);
-  if (!fits(best, options) || best.seconds - lower_bound > options.gap * best.seconds) {
-    // Integer weights, solved from that plan's point.
-    EndsModel integral = ends_model(ends, ends_costs, o, hull, middle, true);
-    const detail::Solved upper = detail::solve(integral.f.model, o, costs.keep_all_seconds(),
-                                               start_of(integral, lower, best.count));
-    solver_seconds += upper.seconds;
-    if (upper.feasible) {
-      Candidate c = candidate(context, detail::plan_of(ends, integral.f, upper, planner),
-                              rounded(weights_of(integral, upper), hull, middle));
-      if (fits(c, options) && (!fits(best, options) || c.seconds < best.seconds)) {
-        best = std::move(c);
-      }
+  const Expansion context{graph,      costs,           ends,         ends_layers, hull,
+                          unit_graph, options.threads, options.fixed};
+  // Plans: the bound's solution with its weights rounded (down, the rest to the plan
+  // that holds least: every row still holds); if its gap is above a tenth of the target,
+  // the end blocks re-solved for those counts and for the rest given to the fastest plan;
+  // if still above the target, the integer model from the best of them for at most
+  // kIntegerSeconds.
+  const runtime::Plan relaxed_ends = detail::plan_of(ends, relaxed.f, lower, planner);
+  const std::vector<double> weights = weights_of(relaxed, lower);
+  Candidate best = candidate(context, relaxed_ends, rounded(weights, hull, middle));
+  EndsModel integral = ends_model(ends, ends_costs, o, hull, middle, true);
+  auto consider = [&](const detail::Solved& s) {
+    if (!s.feasible) return;
+    Candidate c = candidate(context, detail::plan_of(ends, integral.f, s, planner),
+                            rounded(weights_of(integral, s), hull, middle));
+    if (fits(c, options) && (!fits(best, options) || c.seconds < best.seconds)) {
+      best = std::move(c);
     }
+  };
+  auto gap_above = [&](double gap) {
+    return !fits(best, options) || best.seconds - lower_bound > gap * best.seconds;
+  };
+  for (const bool to_fastest : {false, true}) {
+    if (!gap_above(options.gap / 10)) break;
+    const std::vector<int> count = rounded(weights, hull, middle, to_fastest);
+    detail::LinearModel fixed = integral.f.model;
+    for (std::size_t j = 0; j < count.size(); ++j) {
+      auto& col = fixed.columns()[static_cast<std::size_t>(integral.weights[j])];
+      col.lower = col.upper = count[j];
+    }
+    MilpOptions limited = o;
+    limited.gap = o.gap / 10;
+    limited.time_limit_seconds = std::min(o.time_limit_seconds, kEndsSeconds);
+    const detail::Solved s = detail::solve(fixed, limited, costs.keep_all_seconds(), {}, true);
+    solver_seconds += s.seconds;
+    consider(s);
+  }
+  if (gap_above(options.gap)) {
+    MilpOptions limited = o;
+    limited.time_limit_seconds = std::min(o.time_limit_seconds, kIntegerSeconds);
+    const detail::Solved s = detail::solve(integral.f.model, limited, costs.keep_all_seconds(),
+                                           start_of(integral, lower, best.count), true);
+    solver_seconds += s.seconds;
+    consider(s);
   }
   if (!fits(best, options)) {
     throw PlanInfeasible("[plan] the block planner's plan peaks at " +

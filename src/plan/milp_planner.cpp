@@ -31,12 +31,12 @@ namespace adacc::plan {
 
 namespace {
 
-using detail::Formulation;
-using detail::LinExpr;
-using detail::fixed_total;
 using detail::finish_for_budget;
 using detail::finish_for_peak;
+using detail::fixed_total;
+using detail::Formulation;
 using detail::kUnit;
+using detail::LinExpr;
 using detail::load;
 using detail::plan_of;
 using detail::solve;

@@ -4,6 +4,7 @@
 #include <CbcModel.hpp>
 #include <CoinPackedMatrix.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -32,8 +33,7 @@ double finish_for_budget(Formulation& f, double cap) {
   for (const Term& t : f.encoded_bytes.terms) total_bytes += t.coef;
   const double per_byte = total_bytes > 0 && smallest > 0 ? 1e-6 * smallest / total_bytes : 0;
   auto& cols = f.model.columns();
-  for (const Term& t : f.seconds.terms)
-    cols[static_cast<std::size_t>(t.col)].objective += t.coef;
+  for (const Term& t : f.seconds.terms) cols[static_cast<std::size_t>(t.col)].objective += t.coef;
   for (const Term& t : f.encoded_bytes.terms) {
     cols[static_cast<std::size_t>(t.col)].objective += per_byte * t.coef;
   }
@@ -51,7 +51,7 @@ int finish_for_peak(Formulation& f) {
   return peak;
 }
 
-void load(const LinearModel& model, OsiClpSolverInterface& solver) {
+void load(const LinearModel& model, OsiClpSolverInterface& solver, double objective_scale) {
   const auto& cols = model.columns();
   const auto& rows = model.rows();
   // Row-ordered, built in one go (appending row by row reallocates: quadratic in size).
@@ -75,7 +75,7 @@ void load(const LinearModel& model, OsiClpSolverInterface& solver) {
   for (const Column& c : cols) {
     col_lo.push_back(std::isinf(c.lower) ? -COIN_DBL_MAX : c.lower);
     col_hi.push_back(std::isinf(c.upper) ? COIN_DBL_MAX : c.upper);
-    obj.push_back(c.objective);
+    obj.push_back(c.objective * objective_scale);
   }
   solver.loadProblem(matrix, col_lo.data(), col_hi.data(), obj.data(), row_lo.data(),
                      row_hi.data());
@@ -93,7 +93,8 @@ void load(const LinearModel& model, OsiClpSolverInterface& solver) {
 // its definition, LinearModel::complete) as its incumbent when every row holds there;
 // else (a model with columns no definition fixes, like the peak column) the decisions
 // alone, which CBC completes by a search of its own (slower).
-void set_start(const LinearModel& model, const Start& initial, CbcModel& cbc) {
+void set_start(const LinearModel& model, const Start& initial, CbcModel& cbc,
+               double objective_scale) {
   const auto& cols = model.columns();
   std::vector<double> x(cols.size(), 0);
   for (const auto& [col, value] : initial) x[static_cast<std::size_t>(col)] = value;
@@ -110,7 +111,7 @@ void set_start(const LinearModel& model, const Start& initial, CbcModel& cbc) {
     objective += cols[c].objective * x[c];
   }
   if (holds) {
-    cbc.setBestSolution(x.data(), static_cast<int>(x.size()), objective, false);
+    cbc.setBestSolution(x.data(), static_cast<int>(x.size()), objective * objective_scale, false);
     return;
   }
   std::vector<std::pair<std::string, double>> named;
@@ -121,23 +122,36 @@ void set_start(const LinearModel& model, const Start& initial, CbcModel& cbc) {
 }
 
 Solved solve(const LinearModel& model, const MilpOptions& options, double offset,
-             const Start& initial) {
+             const Start& initial, bool scale_objective) {
   const auto start = std::chrono::steady_clock::now();  // loading included
+  double top = 0;
+  if (scale_objective) {
+    for (const Column& c : model.columns()) top = std::max(top, std::abs(c.objective));
+  }
+  const double scale = top > 0 ? 1 / top : 1;
   OsiClpSolverInterface solver;
-  load(model, solver);
+  load(model, solver, scale);
   CbcModel cbc(solver);
   CbcMain0(cbc);
-  if (!initial.empty()) set_start(model, initial, cbc);
+  if (!initial.empty()) set_start(model, initial, cbc, scale);
   cbc.setLogLevel(options.log_level);
   const std::string log = std::to_string(options.log_level);
   const std::string seconds = std::to_string(options.time_limit_seconds);
   const std::string ratio = std::to_string(options.gap);
   char allow[32];
-  std::snprintf(allow, sizeof allow, "%.17g", options.gap * offset);
-  const char* argv[] = {"adacc",  "-log",        log.c_str(), "-sec", seconds.c_str(),
-                        "-ratio", ratio.c_str(), "-allow",    allow,  "-preprocess",
-                        "off",    "-solve",      "-quit"};
-  CbcMain1(static_cast<int>(std::size(argv)), argv, cbc);
+  std::snprintf(allow, sizeof allow, "%.17g", options.gap * offset * scale);
+  // An exact solve (gap 0) prunes only what cannot beat the incumbent at all (CBC's
+  // cutoff increment, else its own default).
+  std::vector<const char*> argv = {"adacc",         "-log",        log.c_str(),   "-sec",
+                                   seconds.c_str(), "-ratio",      ratio.c_str(), "-allow",
+                                   allow,           "-preprocess", "off"};
+  if (options.gap == 0) {
+    argv.push_back("-increment");
+    argv.push_back("1e-12");
+  }
+  argv.push_back("-solve");
+  argv.push_back("-quit");
+  CbcMain1(static_cast<int>(argv.size()), argv.data(), cbc);
   Solved s;
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   s.proven_infeasible = cbc.isProvenInfeasible();
@@ -145,9 +159,10 @@ Solved solve(const LinearModel& model, const MilpOptions& options, double offset
   if (best == nullptr || cbc.getNumCols() != static_cast<int>(model.columns().size())) return s;
   s.feasible = true;
   s.x.assign(best, best + model.columns().size());
-  s.objective = cbc.getObjValue();
-  s.bound = cbc.getBestPossibleObjValue();
+  s.objective = cbc.getObjValue() / scale;
+  s.bound = cbc.getBestPossibleObjValue() / scale;
   s.optimal = cbc.isProvenOptimal();
+  s.cutoff_increment = cbc.getDblParam(CbcModel::CbcCutoffIncrement) / scale;
   return s;
 }
 
@@ -165,10 +180,8 @@ runtime::Plan plan_of(const model::StepGraph& graph, const Formulation& f, const
 
 double value_of(const LinExpr& e, const std::vector<double>& x) {
   double v = e.constant;
-  for (const Term& t : e.terms)
-    v += t.coef * std::round(x[static_cast<std::size_t>(t.col)]);
+  for (const Term& t : e.terms) v += t.coef * std::round(x[static_cast<std::size_t>(t.col)]);
   return v;
 }
-
 
 }  // namespace adacc::plan::detail

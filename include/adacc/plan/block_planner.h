@@ -24,10 +24,13 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "adacc/model/step_graph.h"
 #include "adacc/plan/milp_planner.h"
 #include "adacc/plan/step_costs.h"
+#include "adacc/runtime/plan.h"
 
 namespace adacc::plan {
 
@@ -47,5 +50,19 @@ inline constexpr int kBlockPlannerFromLayers = 13;
 // kBlockPlannerMinLayers blocks, or with costs that differ between blocks.
 MilpResult plan_by_blocks(const model::StepGraph& graph, const StepCosts& costs,
                           const MilpOptions& options, const std::string& planner = "adacc");
+
+// One vertex of a middle block's trade-off (step 1 above).
+struct BlockTradeoffPoint {
+  double held_bytes = 0;  // what the block holds from its forward to its backward
+  double seconds = 0;     // its predicted time over keeping everything
+  // Its decisions, by tensor name in a 3-block graph of the model: block 1's saved
+  // tensors and its input, block 0's output "h0.res2.out".
+  std::vector<std::pair<std::string, runtime::Decision>> decisions;
+};
+
+// Every vertex of the lower convex hull of (held bytes, time) over one middle block's
+// plans, by decreasing held bytes; the same preconditions as plan_by_blocks.
+std::vector<BlockTradeoffPoint> block_tradeoff(const model::StepGraph& graph,
+                                               const StepCosts& costs, const MilpOptions& options);
 
 }  // namespace adacc::plan
