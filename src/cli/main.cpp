@@ -12,6 +12,7 @@
 #include "adacc/core/byte_size.h"
 #include "adacc/core/error.h"
 #include "adacc/model/gpt2.h"
+#include "adacc/plan/block_planner.h"
 #include "adacc/plan/milp_planner.h"
 #include "adacc/plan/plan_io.h"
 #include "adacc/plan/plan_report.h"
@@ -294,9 +295,10 @@ void add_plan_command(CLI::App& app, PlanArgs& a) {
   c->add_flag("--explain", a.explain,
               "Per saved tensor: the plan's choice and every choice's bytes saved per ms");
   c->add_option("--export-mps", a.export_mps,
-                "adacc/checkmate: write the MILP solved to this file (free MPS)");
+                "adacc/checkmate: write the whole step's MILP to this file (free MPS; what "
+                "is solved below 13 blocks, docs/planner.md)");
   c->add_option("--export-lp", a.export_lp,
-                "adacc/checkmate: write the MILP solved to this file (CPLEX LP)");
+                "adacc/checkmate: write the whole step's MILP to this file (CPLEX LP)");
   c->add_option("--threads", a.threads, "Threads the step would use (0: all cores)")
       ->capture_default_str();
   c->add_option("--attention", a.attention, "flash or naive")->capture_default_str();
@@ -374,13 +376,16 @@ int run_plan(const PlanArgs& a) {
     options.threads = threads;
     options.tolerance = tolerance;
     options.codecs = a.policy == "adacc";
+    const bool by_blocks = graph.config && graph.config->n_layer >= plan::kBlockPlannerFromLayers;
     if (!a.export_mps.empty()) {
       plan::export_milp(graph, *costs, options, a.export_mps, plan::MilpFormat::mps);
-      std::printf("MILP written to %s (free MPS)\n", a.export_mps.c_str());
+      std::printf("MILP of the whole step written to %s (free MPS)%s\n", a.export_mps.c_str(),
+                  by_blocks ? "; this model is planned by blocks instead" : "");
     }
     if (!a.export_lp.empty()) {
       plan::export_milp(graph, *costs, options, a.export_lp, plan::MilpFormat::lp);
-      std::printf("MILP written to %s (CPLEX LP)\n", a.export_lp.c_str());
+      std::printf("MILP of the whole step written to %s (CPLEX LP)%s\n", a.export_lp.c_str(),
+                  by_blocks ? "; this model is planned by blocks instead" : "");
     }
   }
   const plan::ChosenPlan chosen = planner.choose(a.policy, budget);
@@ -390,8 +395,9 @@ int run_plan(const PlanArgs& a) {
   std::printf("  at the peak: %s\n", category_line(p.at_peak).c_str());
   if (chosen.solved) {
     std::printf(
-        "  solved by CBC in %.3f s to objective %.6f s (predicted step %.2f ms), "
+        "  solved by CBC (%s) in %.3f s to objective %.6f s (predicted step %.2f ms), "
         "proven gap %.4g%%%s\n",
+        chosen.method == "blocks" ? "by blocks, docs/planner.md" : "the whole step",
         chosen.solve_seconds, chosen.predicted_seconds - costs->keep_all_seconds(),
         chosen.predicted_seconds * 1e3, 100 * chosen.gap,
         chosen.proven_optimal ? " (optimal)" : "");

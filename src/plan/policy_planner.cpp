@@ -148,6 +148,7 @@ ChosenPlan PolicyPlanner::choose_cost_based(std::string_view policy, std::size_t
       c.solve_seconds = r.solve_seconds;
       c.gap = r.gap;
       c.proven_optimal = r.proven_optimal;
+      c.method = r.method;
       consider(std::move(c));
     } catch (const PlanInfeasible&) {
       // Proven infeasible, or nothing found in the time limit: the contained plans decide.

@@ -218,7 +218,8 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
   if (plan::is_cost_based_policy(o.policy)) {
     char how[96];
     if (chosen.source == "MILP") {
-      std::snprintf(how, sizeof how, "solved in %.2f s, gap %.2g%%", chosen.solve_seconds,
+      std::snprintf(how, sizeof how, "solved%s in %.2f s, gap %.2g%%",
+                    chosen.method == "blocks" ? " by blocks" : "", chosen.solve_seconds,
                     100 * chosen.gap);
     } else {
       std::snprintf(how, sizeof how, "the plan of %s (the MILP found none faster)",

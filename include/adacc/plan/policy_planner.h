@@ -67,6 +67,7 @@ struct ChosenPlan {
   double solve_seconds = 0;
   double gap = 0;  // proven relative optimality gap
   bool proven_optimal = false;
+  std::string method;  // the MILP's (MilpResult::method): "whole step" or "blocks"
 };
 
 class PolicyPlanner {
