@@ -571,4 +571,67 @@ MilpResult plan_by_blocks(const StepGraph& graph, const StepCosts& costs,
   return r;
 }
 
+std::size_t block_model_peak(const StepGraph& graph, const StepCosts& costs,
+                             const MilpOptions& options, const runtime::Plan& plan) {
+  const int L = checked_depth(graph, costs);
+  MilpOptions o = options;
+  o.max_chain_blocks = 1;
+  const StepGraph unit_graph = unit_graph_of(graph);
+  UnitTradeoff tradeoff(unit_graph, costs_for(unit_graph, {0, L / 2, L - 1}, graph, costs), o);
+  const std::vector<UnitPlan> hull = tradeoff.hull();
+  const std::vector<int> ends_layers{0, 1, L - 2, L - 1};
+  const StepGraph ends =
+      model::build_gpt2_graph(with_layers(*graph.config, 4), graph.batch, graph.seq);
+  const int middle = L - 4;
+  EndsModel e = ends_model(ends, costs_for(ends, ends_layers, graph, costs), o, hull, middle, true);
+
+  std::vector<double> x(e.f.model.columns().size(), 0);
+  const std::vector<int> unit = tensor_units(ends);
+  for (std::size_t k = 0; k < e.f.choices.size(); ++k) {
+    if (e.f.choices[k].empty()) continue;
+    const model::TensorInfo& t = ends.tensors()[k];
+    const int shift = ends_layers[static_cast<std::size_t>(unit[k])] - unit[k];
+    const runtime::Decision& d =
+        plan.decisions.at(static_cast<std::size_t>(graph.find(moved(t.name, t.layer, shift))));
+    bool found = false;
+    for (const detail::Choice& c : e.f.choices[k]) {
+      const bool chosen = c.decision.policy == d.policy &&
+                          (d.policy != runtime::Policy::compress || c.decision.codec == d.codec);
+      x[static_cast<std::size_t>(c.col)] = chosen ? 1 : 0;
+      found = found || chosen;
+    }
+    if (!found) {
+      throw InvalidArgument("[plan] the block planner's model has no choice '" +
+                            std::string(runtime::policy_name(d.policy)) + " " + d.codec +
+                            "' for '" + t.name + "'");
+    }
+  }
+  for (int b = 2; b < L - 2; ++b) {  // which hull plan each middle block takes
+    int match = -1;
+    for (std::size_t j = 0; j < hull.size() && match < 0; ++j) {
+      bool same = true;
+      for (const auto& [t, d] : hull[j].decisions) {
+        const model::TensorInfo& info = unit_graph.tensor(t);
+        const runtime::Decision& got = plan.decisions.at(
+            static_cast<std::size_t>(graph.find(moved(info.name, info.layer, b - 1))));
+        same = same && got.policy == d.policy && got.codec == d.codec;
+      }
+      if (same) match = static_cast<int>(j);
+    }
+    if (match < 0) {
+      throw InvalidArgument("[plan] block " + std::to_string(b) +
+                            " does not take one of the block planner's hull plans");
+    }
+    x[static_cast<std::size_t>(e.weights[static_cast<std::size_t>(match)])] += 1;
+  }
+  x = e.f.model.complete(std::move(x));
+  double peak = 0;
+  for (const detail::MemoryPoint& p : e.f.memory) {
+    double v = p.bytes.constant;
+    for (const detail::Term& t : p.bytes.terms) v += t.coef * x[static_cast<std::size_t>(t.col)];
+    peak = std::max(peak, v);
+  }
+  return static_cast<std::size_t>(std::llround(peak)) + detail::fixed_total(options);
+}
+
 }  // namespace adacc::plan

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdio>
 #include <numeric>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -149,15 +150,10 @@ LeastPeakPlan least_peak_plan(const model::StepGraph& graph, const StepCosts& co
   return out;
 }
 
-MilpResult plan_milp(const model::StepGraph& graph, const StepCosts& costs,
-                     const MilpOptions& options, const std::string& planner) {
-  if (options.by_blocks && graph.config && graph.config->n_layer >= kBlockPlannerFromLayers) {
-    try {
-      return plan_by_blocks(graph, costs, options, planner);
-    } catch (const Error&) {
-      // Blocks that cost differently, or no plan found that way: the whole step decides.
-    }
-  }
+namespace {
+
+MilpResult plan_whole_step(const model::StepGraph& graph, const StepCosts& costs,
+                           const MilpOptions& options, const std::string& planner) {
   Formulation f = detail::formulate(graph, costs, options);
   const std::size_t fixed = fixed_total(options);
   Solved s;
@@ -200,6 +196,40 @@ MilpResult plan_milp(const model::StepGraph& graph, const StepCosts& costs,
   r.columns = f.model.columns().size();
   r.rows = f.model.rows().size();
   return r;
+}
+
+}  // namespace
+
+MilpResult plan_milp(const model::StepGraph& graph, const StepCosts& costs,
+                     const MilpOptions& options, const std::string& planner) {
+  const int layers = graph.config ? graph.config->n_layer : 0;
+  if (!options.by_blocks || layers < kBlockPlannerMinLayers) {
+    return plan_whole_step(graph, costs, options, planner);
+  }
+  auto by_blocks = [&]() -> std::optional<MilpResult> {
+    try {
+      return plan_by_blocks(graph, costs, options, planner);
+    } catch (const Error&) {
+      return std::nullopt;  // blocks that cost differently, or no plan found that way
+    }
+  };
+  if (layers >= kBlockPlannerFromLayers) {
+    if (std::optional<MilpResult> r = by_blocks()) return std::move(*r);
+    return plan_whole_step(graph, costs, options, planner);
+  }
+  // Shallower: the whole step, and when its solver stopped short of the gap, the block
+  // planner too (whichever plan is faster).
+  std::optional<MilpResult> whole;
+  try {
+    whole = plan_whole_step(graph, costs, options, planner);
+  } catch (const PlanInfeasible&) {
+    if (std::optional<MilpResult> r = by_blocks()) return std::move(*r);
+    throw;
+  }
+  if (whole->gap <= options.gap) return std::move(*whole);
+  std::optional<MilpResult> blocks = by_blocks();
+  if (blocks && blocks->predicted_seconds < whole->predicted_seconds) return std::move(*blocks);
+  return std::move(*whole);
 }
 
 std::size_t milp_predicted_peak(const model::StepGraph& graph, const StepCosts& costs,

@@ -23,6 +23,7 @@
 // The gap reported is (plan's predicted time - lower bound) / plan's predicted time.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,9 +38,9 @@ namespace adacc::plan {
 // The smallest depth plan_by_blocks accepts (two end blocks on each side and a middle).
 inline constexpr int kBlockPlannerMinLayers = 5;
 // From this depth on plan_milp plans by blocks (falling back to the whole step when that
-// fails). Below it the whole step solves in seconds, and re-runs that cross a block
-// boundary (max_chain_blocks 2) are worth their place: on the 12-block GPT-2 at 25% of
-// none's memory the whole step's optimum is 0.03% faster (docs/planner.md).
+// fails). Below it (from kBlockPlannerMinLayers) it solves the whole step, whose space is
+// larger (re-runs that cross a block boundary), and plans by blocks too only when the
+// whole step's solver stops short of its gap, taking the faster plan.
 inline constexpr int kBlockPlannerFromLayers = 13;
 
 // `graph` is a build_gpt2_graph graph (it carries its config) and `costs` its costs, equal
@@ -64,5 +65,14 @@ struct BlockTradeoffPoint {
 // plans, by decreasing held bytes; the same preconditions as plan_by_blocks.
 std::vector<BlockTradeoffPoint> block_tradeoff(const model::StepGraph& graph,
                                                const StepCosts& costs, const MilpOptions& options);
+
+// For tests: the highest of the bound's memory points (fixed bytes included) for `plan`,
+// whose middle blocks each take one of block_tradeoff's plans and whose end blocks re-run
+// only within their block: the memory model's peak at every event of the end blocks, the
+// embedding and the head (the middle blocks' own events are not in the model), so at most
+// the memory model's peak, and equal when that peak is in an end block. Throws
+// InvalidArgument for a plan that is not of that form.
+std::size_t block_model_peak(const model::StepGraph& graph, const StepCosts& costs,
+                             const MilpOptions& options, const runtime::Plan& plan);
 
 }  // namespace adacc::plan

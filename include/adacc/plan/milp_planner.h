@@ -43,8 +43,10 @@ struct MilpOptions {
   // nothing (tested). 0: unrestricted (the model grows quadratically with the depth).
   int max_chain_blocks = 2;
   int log_level = 0;  // CBC's log on stdout (0: none; 1: its progress)
-  // Plan a GPT-2 of at least kBlockPlannerFromLayers blocks by the block planner
-  // (block_planner.h), the whole step only if that fails. false: always the whole step.
+  // Use the block planner (block_planner.h) on GPT-2s: from kBlockPlannerFromLayers
+  // blocks instead of the whole step (which only runs if it fails); from
+  // kBlockPlannerMinLayers when the whole step's solver stops short of `gap`. false:
+  // always the whole step.
   bool by_blocks = true;
 };
 
