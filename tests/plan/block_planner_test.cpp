@@ -214,11 +214,13 @@ TEST(BlockBound, MemoryPointsAreTheMemoryModelsInTheEndBlocks) {
   const std::vector<bool> saved = runtime::saved_tensors(g);
   Rng rng(7);
   int compared = 0, equal = 0;
-  for (int trial = 0; trial < 30; ++trial) {
-    // Odd trials: every end block recomputes what it can (else compresses) and the middle
-    // takes the least-holding hull plan, so that block 1's points (whose level the middle
-    // is not part of) come near the peak.
-    const bool lean = trial % 2 == 1;
+  for (int trial = 0; trial < 36; ++trial) {
+    // Mode 0: random end blocks and hull plans. Mode 1: every end block recomputes what it
+    // can (else compresses), the middle takes the least-holding hull plan. Mode 2: block 1
+    // recomputes what it can (a large transient in its backward), the middle keeps
+    // everything, blocks 5, 6 and the head hold as little as they can: block 1's points,
+    // which the middle's held bytes are not part of, then come near the peak.
+    const int mode = trial % 3;
     runtime::Plan plan = runtime::keep_all_plan(g);
     for (std::size_t t = 0; t < g.tensors().size(); ++t) {
       const model::TensorInfo& info = g.tensors()[t];
@@ -233,11 +235,17 @@ TEST(BlockBound, MemoryPointsAreTheMemoryModelsInTheEndBlocks) {
         if (cc.grad_error <= o.tolerance) options.push_back({runtime::Policy::compress, cc.codec});
       }
       const bool recompute = options.size() > 1 && options[1].policy == runtime::Policy::recompute;
-      plan.decisions[t] = !lean ? options[rng.next_u64() % options.size()]
-                                : (recompute ? options[1] : options.back());
+      const runtime::Decision& lean = recompute ? options[1] : options.back();
+      const bool late =
+          info.layer < 0 ? t > static_cast<std::size_t>(g.find("h6.res2.out")) : info.layer >= 5;
+      const runtime::Decision& random = options[rng.next_u64() % options.size()];
+      if (mode == 0) plan.decisions[t] = random;
+      if (mode == 1) plan.decisions[t] = lean;
+      if (mode == 2) plan.decisions[t] = late || info.layer == 1 ? lean : random;
     }
-    const std::size_t a = lean ? hull.size() - 1 : rng.next_u64() % hull.size();
-    const std::size_t b = lean ? hull.size() - 1 : rng.next_u64() % hull.size();
+    std::size_t a = rng.next_u64() % hull.size(), b = rng.next_u64() % hull.size();
+    if (mode == 1) a = b = hull.size() - 1;
+    if (mode == 2) a = b = 0;
     for (int block = 2; block <= 4; ++block) {
       const BlockTradeoffPoint& p = hull[block <= 3 ? a : b];
       for (const auto& [name, d] : p.decisions) {  // "h0.res2.out" / "h1.x" -> block's names
