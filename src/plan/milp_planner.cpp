@@ -228,7 +228,11 @@ MilpResult plan_milp(const model::StepGraph& graph, const StepCosts& costs,
   }
   if (whole->gap <= options.gap) return std::move(*whole);
   std::optional<MilpResult> blocks = by_blocks();
-  if (blocks && blocks->predicted_seconds < whole->predicted_seconds) return std::move(*blocks);
+  if (blocks && blocks->predicted_seconds < whole->predicted_seconds) {
+    blocks->solve_seconds += whole->solve_seconds;  // both were solved
+    return std::move(*blocks);
+  }
+  if (blocks) whole->solve_seconds += blocks->solve_seconds;
   return std::move(*whole);
 }
 
