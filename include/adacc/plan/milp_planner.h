@@ -57,7 +57,7 @@ struct MilpResult {
   double model_objective = 0;    // the solver's objective (time and the bytes tie-break)
   double gap = 0;                // proven gap relative to the predicted step time (0: optimal)
   double overhead_gap = 0;       // the same gap relative to `objective` (the time over keep-all)
-  double solve_seconds = 0;  // wall clock: loading into CBC and solving (every model solved)
+  double solve_seconds = 0;      // wall clock: loading into CBC and solving (every model solved)
   bool proven_optimal = false;
   std::size_t columns = 0, rows = 0;  // the solved model's size
   runtime::MemoryPrediction memory;   // predict_step_memory of the plan
