@@ -446,6 +446,39 @@ StepGraph unit_graph_of(const StepGraph& graph) {
   return model::build_gpt2_graph(with_layers(*graph.config, 3), graph.batch, graph.seq);
 }
 
+MilpOptions within_blocks(MilpOptions options) {
+  options.max_chain_blocks = 1;
+  return options;
+}
+
+// What every entry point builds first: the checked depth, the options (re-runs within a
+// block), the 3-block graph and its trade-off's hull, and the 4-block graph of the ends.
+// Not copyable: the trade-off refers to unit_graph.
+struct Decomposition {
+  Decomposition(const StepGraph& graph, const StepCosts& costs, const MilpOptions& options)
+      : layers(checked_depth(graph, costs)),
+        o(within_blocks(options)),
+        unit_graph(unit_graph_of(graph)),
+        tradeoff(unit_graph, costs_for(unit_graph, {0, layers / 2, layers - 1}, graph, costs), o),
+        hull(tradeoff.hull()),
+        ends_layers{0, 1, layers - 2, layers - 1},
+        ends(model::build_gpt2_graph(with_layers(*graph.config, 4), graph.batch, graph.seq)),
+        ends_costs(costs_for(ends, ends_layers, graph, costs)),
+        middle(layers - 4) {}
+  Decomposition(const Decomposition&) = delete;
+  Decomposition& operator=(const Decomposition&) = delete;
+
+  int layers;
+  MilpOptions o;
+  StepGraph unit_graph;
+  UnitTradeoff tradeoff;
+  std::vector<UnitPlan> hull;
+  std::vector<int> ends_layers;  // per end block: its block in the full graph
+  StepGraph ends;
+  StepCosts ends_costs;
+  int middle;  // blocks between the ends
+};
+
 // Solver time limits of the block planner's plan searches (the bound's own is the options').
 constexpr double kEndsSeconds = 0.5;   // the end blocks for given counts
 constexpr double kIntegerSeconds = 2;  // the integer model
@@ -454,15 +487,13 @@ constexpr double kIntegerSeconds = 2;  // the integer model
 
 std::vector<BlockTradeoffPoint> block_tradeoff(const StepGraph& graph, const StepCosts& costs,
                                                const MilpOptions& options) {
-  const int L = checked_depth(graph, costs);
-  MilpOptions o = options;
-  o.max_chain_blocks = 1;
-  const StepGraph unit_graph = unit_graph_of(graph);
-  UnitTradeoff tradeoff(unit_graph, costs_for(unit_graph, {0, L / 2, L - 1}, graph, costs), o);
+  const Decomposition d(graph, costs, options);
   std::vector<BlockTradeoffPoint> out;
-  for (const UnitPlan& p : tradeoff.hull()) {
+  for (const UnitPlan& p : d.hull) {
     BlockTradeoffPoint b{p.held, p.seconds, {}};
-    for (const auto& [t, d] : p.decisions) b.decisions.emplace_back(unit_graph.tensor(t).name, d);
+    for (const auto& [t, dec] : p.decisions) {
+      b.decisions.emplace_back(d.unit_graph.tensor(t).name, dec);
+    }
     out.push_back(std::move(b));
   }
   return out;
@@ -470,22 +501,16 @@ std::vector<BlockTradeoffPoint> block_tradeoff(const StepGraph& graph, const Ste
 
 MilpResult plan_by_blocks(const StepGraph& graph, const StepCosts& costs,
                           const MilpOptions& options, const std::string& planner) {
-  const int L = checked_depth(graph, costs);
-  MilpOptions o = options;
-  o.max_chain_blocks = 1;
-
-  // 1. The one-block trade-off.
-  const StepGraph unit_graph = unit_graph_of(graph);
-  UnitTradeoff tradeoff(unit_graph, costs_for(unit_graph, {0, L / 2, L - 1}, graph, costs), o);
-  const std::vector<UnitPlan> hull = tradeoff.hull();
-
-  // 2. The lower bound and 3. the plan, on the end blocks.
-  const std::vector<int> ends_layers{0, 1, L - 2, L - 1};
-  const StepGraph ends =
-      model::build_gpt2_graph(with_layers(*graph.config, 4), graph.batch, graph.seq);
-  const StepCosts ends_costs = costs_for(ends, ends_layers, graph, costs);
-  const int middle = L - 4;
-  double solver_seconds = tradeoff.solver_seconds();
+  // 1. The one-block trade-off; 2. the lower bound and 3. the plan, on the end blocks.
+  const Decomposition d(graph, costs, options);
+  const MilpOptions& o = d.o;
+  const std::vector<UnitPlan>& hull = d.hull;
+  const std::vector<int>& ends_layers = d.ends_layers;
+  const StepGraph& ends = d.ends;
+  const StepGraph& unit_graph = d.unit_graph;
+  const StepCosts& ends_costs = d.ends_costs;
+  const int middle = d.middle;
+  double solver_seconds = d.tradeoff.solver_seconds();
 
   EndsModel relaxed = ends_model(ends, ends_costs, o, hull, middle, false);
   MilpOptions exact = o;
@@ -573,17 +598,13 @@ MilpResult plan_by_blocks(const StepGraph& graph, const StepCosts& costs,
 
 std::size_t block_model_peak(const StepGraph& graph, const StepCosts& costs,
                              const MilpOptions& options, const runtime::Plan& plan) {
-  const int L = checked_depth(graph, costs);
-  MilpOptions o = options;
-  o.max_chain_blocks = 1;
-  const StepGraph unit_graph = unit_graph_of(graph);
-  UnitTradeoff tradeoff(unit_graph, costs_for(unit_graph, {0, L / 2, L - 1}, graph, costs), o);
-  const std::vector<UnitPlan> hull = tradeoff.hull();
-  const std::vector<int> ends_layers{0, 1, L - 2, L - 1};
-  const StepGraph ends =
-      model::build_gpt2_graph(with_layers(*graph.config, 4), graph.batch, graph.seq);
-  const int middle = L - 4;
-  EndsModel e = ends_model(ends, costs_for(ends, ends_layers, graph, costs), o, hull, middle, true);
+  const Decomposition dec(graph, costs, options);
+  const std::vector<UnitPlan>& hull = dec.hull;
+  const std::vector<int>& ends_layers = dec.ends_layers;
+  const StepGraph& ends = dec.ends;
+  const StepGraph& unit_graph = dec.unit_graph;
+  const int L = dec.layers;
+  EndsModel e = ends_model(ends, dec.ends_costs, dec.o, hull, dec.middle, true);
 
   std::vector<double> x(e.f.model.columns().size(), 0);
   const std::vector<int> unit = tensor_units(ends);
