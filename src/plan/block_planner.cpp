@@ -114,12 +114,16 @@ struct UnitPlan {
 class UnitTradeoff {
  public:
   UnitTradeoff(const StepGraph& graph, const StepCosts& costs, const MilpOptions& options)
-      : graph_(graph), options_(options), f_(detail::formulate(graph, costs, options)) {
+      : options_(options), f_(detail::formulate(graph, costs, options)) {
     const std::vector<int> unit = tensor_units(graph);
     for (std::size_t k = 0; k < f_.choices.size(); ++k) {
       if (f_.choices[k].empty()) continue;
       if (unit[k] == 1) {
         held_.add(f_.held[k]);
+        // Its held bytes are its keep column's (the first choice) and its encoded forms'.
+        for (const detail::Term& t : f_.held[k].terms) {
+          if (t.col != f_.choices[k].front().col) encoded_.add_col(t.col, t.coef);
+        }
         unit_tensors_.push_back(static_cast<TensorId>(k));
         continue;
       }
@@ -127,9 +131,6 @@ class UnitTradeoff {
         auto& col = f_.model.columns()[static_cast<std::size_t>(c.col)];
         col.lower = col.upper = c.decision.policy == runtime::Policy::keep ? 1 : 0;
       }
-    }
-    for (const detail::Term& t : f_.encoded_bytes.terms) {
-      if (unit[static_cast<std::size_t>(owner(t.col))] == 1) encoded_.add_col(t.col, t.coef);
     }
   }
 
@@ -161,7 +162,6 @@ class UnitTradeoff {
     o.gap = 0;
     const detail::Solved s = detail::solve(m, o, 0, {}, true);
     seconds_ += s.seconds;
-    ++solves_;
     if (!s.feasible || !s.optimal) {
       throw PlanInfeasible("[plan] the block planner's one-block model was not solved within " +
                            std::to_string(options_.time_limit_seconds) + " s");
@@ -192,8 +192,6 @@ class UnitTradeoff {
   }
 
   double solver_seconds() const { return seconds_; }
-  int solves() const { return solves_; }
-  const StepGraph& graph() const { return graph_; }
 
  private:
   // Appends the hull vertices strictly between a (more held, faster) and b.
@@ -209,23 +207,12 @@ class UnitTradeoff {
     between(c, b, out);
   }
 
-  int owner(int col) const {
-    for (std::size_t k = 0; k < f_.choices.size(); ++k) {
-      for (const detail::Choice& c : f_.choices[k]) {
-        if (c.col == col) return static_cast<int>(k);
-      }
-    }
-    return 0;
-  }
-
   static constexpr double kTolerance = 1e-9;
-  const StepGraph& graph_;
   MilpOptions options_;
   Formulation f_;
   LinExpr held_, encoded_;
   std::vector<TensorId> unit_tensors_;
   double seconds_ = 0;
-  int solves_ = 0;
 };
 
 // The end blocks' model with the middle as weights over the hull's plans (see the header):
@@ -453,7 +440,7 @@ MilpOptions within_blocks(MilpOptions options) {
 
 // What every entry point builds first: the checked depth, the options (re-runs within a
 // block), the 3-block graph and its trade-off's hull, and the 4-block graph of the ends.
-// Not copyable: the trade-off refers to unit_graph.
+// Not copyable: the hull's decisions are unit_graph's tensor ids.
 struct Decomposition {
   Decomposition(const StepGraph& graph, const StepCosts& costs, const MilpOptions& options)
       : layers(checked_depth(graph, costs)),
