@@ -266,6 +266,7 @@ struct PlanArgs {
   double tolerance = -1;  // -1: plan::kDefaultTolerance
   std::string profile;
   std::string export_mps, export_lp;
+  double gap = adacc::plan::MilpOptions{}.gap;
   bool schedule = false;
 };
 
@@ -295,10 +296,13 @@ void add_plan_command(CLI::App& app, PlanArgs& a) {
   c->add_flag("--explain", a.explain,
               "Per saved tensor: the plan's choice and every choice's bytes saved per ms");
   c->add_option("--export-mps", a.export_mps,
-                "adacc/checkmate: write the whole step's MILP to this file (free MPS; what "
-                "is solved below 13 blocks, docs/planner.md)");
-  c->add_option("--export-lp", a.export_lp,
-                "adacc/checkmate: write the whole step's MILP to this file (CPLEX LP)");
+                "adacc/checkmate: write the MILP to this file (free MPS) and solve exactly "
+                "it: the whole step's model, also at depths planned by blocks otherwise");
+  c->add_option("--export-lp", a.export_lp, "adacc/checkmate: as --export-mps, in CPLEX LP format");
+  c->add_option("--gap", a.gap,
+                "adacc/checkmate: relative optimality gap at which CBC stops (0: solve to "
+                "optimality, which may take CBC's whole 10 s limit)")
+      ->capture_default_str();
   c->add_option("--threads", a.threads, "Threads the step would use (0: all cores)")
       ->capture_default_str();
   c->add_option("--attention", a.attention, "flash or naive")->capture_default_str();
@@ -330,6 +334,10 @@ int run_plan(const PlanArgs& a) {
   if (a.threads < 0) {
     throw InvalidArgument("[plan] --threads must be 0 (all cores) or positive, got " +
                           std::to_string(a.threads));
+  }
+  if (!(a.gap >= 0 && a.gap < 1)) {
+    throw InvalidArgument("[plan] --gap must be at least 0 and below 1 (0.001 is 0.1%), got " +
+                          std::to_string(a.gap));
   }
   model::ModelConfig cfg = model::parse_config(a.model);
   cfg.attention = ops::attention_kind_from_name(a.attention, "[plan] --attention");
@@ -367,26 +375,27 @@ int run_plan(const PlanArgs& a) {
       std::fprintf(stderr, "plan: %s\n", line.c_str());
     });
   }
-  const plan::PolicyPlanner planner(graph, threads, fixed, costs ? &*costs : nullptr, tolerance);
-
-  if (cost_based) {
-    plan::MilpOptions options;
-    options.budget = budget;
-    options.fixed = fixed;
-    options.threads = threads;
-    options.tolerance = tolerance;
-    options.codecs = a.policy == "adacc";
-    const bool by_blocks = graph.config && graph.config->n_layer >= plan::kBlockPlannerFromLayers;
+  plan::PolicyPlanner planner(graph, threads, fixed, costs ? &*costs : nullptr, tolerance);
+  planner.set_gap(a.gap);
+  // An exported model is the one solved: the whole step's, at every depth (docs/planner.md).
+  const bool exporting = !a.export_mps.empty() || !a.export_lp.empty();
+  if (exporting) {
+    planner.set_whole_step(true);
+    if (graph.config && graph.config->n_layer >= plan::kBlockPlannerFromLayers) {
+      std::printf(
+          "exporting: the whole step's MILP is solved instead of planning by blocks (slower "
+          "at this depth; up to CBC's %.0f s limit)\n",
+          plan::MilpOptions{}.time_limit_seconds);
+    }
     if (!a.export_mps.empty()) {
-      plan::export_milp(graph, *costs, options, a.export_mps, plan::MilpFormat::mps);
-      std::printf("MILP of the whole step written to %s (free MPS)%s\n", a.export_mps.c_str(),
-                  by_blocks ? "; this model is planned by blocks instead" : "");
+      planner.export_milp(a.policy, budget, a.export_mps, plan::MilpFormat::mps);
+      std::printf("MILP written to %s (free MPS)\n", a.export_mps.c_str());
     }
     if (!a.export_lp.empty()) {
-      plan::export_milp(graph, *costs, options, a.export_lp, plan::MilpFormat::lp);
-      std::printf("MILP of the whole step written to %s (CPLEX LP)%s\n", a.export_lp.c_str(),
-                  by_blocks ? "; this model is planned by blocks instead" : "");
+      planner.export_milp(a.policy, budget, a.export_lp, plan::MilpFormat::lp);
+      std::printf("MILP written to %s (CPLEX LP)\n", a.export_lp.c_str());
     }
+    std::fflush(stdout);
   }
   const plan::ChosenPlan chosen = planner.choose(a.policy, budget);
   const runtime::MemoryPrediction& p = chosen.memory;
@@ -394,11 +403,15 @@ int run_plan(const PlanArgs& a) {
               format_bytes(p.total_peak).c_str(), p.total_peak, p.where.c_str());
   std::printf("  at the peak: %s\n", category_line(p.at_peak).c_str());
   if (chosen.solved) {
+    char objective[64] = "";
+    if (chosen.method != "blocks") {  // the block planner solves several models
+      std::snprintf(objective, sizeof objective, " to objective %.9g", chosen.model_objective);
+    }
     std::printf(
-        "  solved by CBC (%s) in %.3f s to objective %.6f s (predicted step %.2f ms), "
+        "  solved by CBC (%s) in %.3f s%s (time over none %.6f s; predicted step %.2f ms), "
         "proven gap %.4g%%%s\n",
         chosen.method == "blocks" ? "by blocks, docs/planner.md" : "the whole step",
-        chosen.solve_seconds, chosen.predicted_seconds - costs->keep_all_seconds(),
+        chosen.solve_seconds, objective, chosen.predicted_seconds - costs->keep_all_seconds(),
         chosen.predicted_seconds * 1e3, 100 * chosen.gap,
         chosen.proven_optimal ? " (optimal)" : "");
   }

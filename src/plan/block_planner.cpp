@@ -160,7 +160,7 @@ class UnitTradeoff {
     }
     MilpOptions o = options_;
     o.gap = 0;
-    const detail::Solved s = detail::solve(m, o, 0, {}, true);
+    const detail::Solved s = detail::solve(m, o, 0, {}, detail::ObjectiveScale::unit);
     seconds_ += s.seconds;
     if (!s.feasible || !s.optimal) {
       throw PlanInfeasible("[plan] the block planner's one-block model was not solved within " +
@@ -502,7 +502,8 @@ MilpResult plan_by_blocks(const StepGraph& graph, const StepCosts& costs,
   EndsModel relaxed = ends_model(ends, ends_costs, o, hull, middle, false);
   MilpOptions exact = o;
   exact.gap = 0;
-  const detail::Solved lower = detail::solve(relaxed.f.model, exact, 0, {}, true);
+  const detail::Solved lower =
+      detail::solve(relaxed.f.model, exact, 0, {}, detail::ObjectiveScale::unit);
   solver_seconds += lower.seconds;
   if (!lower.feasible) {
     throw PlanInfeasible(
@@ -547,15 +548,17 @@ MilpResult plan_by_blocks(const StepGraph& graph, const StepCosts& costs,
     MilpOptions limited = o;
     limited.gap = o.gap / 10;
     limited.time_limit_seconds = std::min(o.time_limit_seconds, kEndsSeconds);
-    const detail::Solved s = detail::solve(fixed, limited, costs.keep_all_seconds(), {}, true);
+    const detail::Solved s =
+        detail::solve(fixed, limited, costs.keep_all_seconds(), {}, detail::ObjectiveScale::unit);
     solver_seconds += s.seconds;
     consider(s);
   }
   if (gap_above(options.gap)) {
     MilpOptions limited = o;
     limited.time_limit_seconds = std::min(o.time_limit_seconds, kIntegerSeconds);
-    const detail::Solved s = detail::solve(integral.f.model, limited, costs.keep_all_seconds(),
-                                           start_of(integral, lower, best.count), true);
+    const detail::Solved s =
+        detail::solve(integral.f.model, limited, costs.keep_all_seconds(),
+                      start_of(integral, lower, best.count), detail::ObjectiveScale::unit);
     solver_seconds += s.seconds;
     consider(s);
   }

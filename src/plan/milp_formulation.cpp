@@ -307,8 +307,9 @@ class Builder {
         for (int col : derived_[i(in)]) {  // a stored derivative cannot be re-run from
           LinExpr r = LinExpr::of(col);
           r.add_col(e.m_col, 1);
-          m().add_row(st + "derived_" + tname(in) + "_" + oname(e.q) + "_" + tname(e.x), r, -kInf,
-                      1);
+          m().add_row(st + "derived_" + m().columns()[static_cast<std::size_t>(col)].name + "_" +
+                          oname(e.q) + "_" + tname(e.x),
+                      r, -kInf, 1);
         }
       }
     }

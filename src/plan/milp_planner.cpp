@@ -187,11 +187,13 @@ MilpResult plan_whole_step(const model::StepGraph& graph, const StepCosts& costs
   r.predicted_seconds = predict_step_seconds(graph, r.plan, costs);
   r.objective = value_of(f.seconds, s.x);
   r.model_objective = s.objective;
-  r.proven_optimal = s.optimal;
-  const double open = std::max(0.0, s.objective - s.bound);
+  // CBC's bound, less what its cutoff increment may have pruned.
+  const double bound = std::min(s.bound, s.objective - s.cutoff_increment);
+  const double open = std::max(0.0, s.objective - bound);
   r.gap = open / std::max(1e-300, costs.keep_all_seconds() + s.objective);
+  r.proven_optimal = s.optimal && r.gap < 1e-7;  // up to the exact solve's increment
   r.overhead_gap = open / std::max(1e-300, std::abs(s.objective));
-  r.lower_bound_seconds = costs.keep_all_seconds() + s.bound;
+  r.lower_bound_seconds = costs.keep_all_seconds() + bound;
   r.solve_seconds = s.seconds;
   r.columns = f.model.columns().size();
   r.rows = f.model.rows().size();

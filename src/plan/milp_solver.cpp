@@ -122,13 +122,14 @@ void set_start(const LinearModel& model, const Start& initial, CbcModel& cbc,
 }
 
 Solved solve(const LinearModel& model, const MilpOptions& options, double offset,
-             const Start& initial, bool scale_objective) {
+             const Start& initial, ObjectiveScale scaling) {
   const auto start = std::chrono::steady_clock::now();  // loading included
   double top = 0;
-  if (scale_objective) {
-    for (const Column& c : model.columns()) top = std::max(top, std::abs(c.objective));
+  for (const Column& c : model.columns()) top = std::max(top, std::abs(c.objective));
+  double scale = 1;
+  if (top > 0 && (scaling == ObjectiveScale::unit || top < kSmallestObjectiveTop)) {
+    scale = (scaling == ObjectiveScale::unit ? 1 : kSmallestObjectiveTop) / top;
   }
-  const double scale = top > 0 ? 1 / top : 1;
   OsiClpSolverInterface solver;
   load(model, solver, scale);
   CbcModel cbc(solver);
@@ -140,15 +141,18 @@ Solved solve(const LinearModel& model, const MilpOptions& options, double offset
   const std::string ratio = std::to_string(options.gap);
   char allow[32];
   std::snprintf(allow, sizeof allow, "%.17g", options.gap * offset * scale);
-  // An exact solve (gap 0) prunes only what cannot beat the incumbent at all (CBC's
-  // cutoff increment, else its own default).
-  std::vector<const char*> argv = {"adacc",         "-log",        log.c_str(),   "-sec",
-                                   seconds.c_str(), "-ratio",      ratio.c_str(), "-allow",
-                                   allow,           "-preprocess", "off"};
-  if (options.gap == 0) {
-    argv.push_back("-increment");
-    argv.push_back("1e-12");
-  }
+  // CBC prunes a node that cannot beat the incumbent by its cutoff increment (default
+  // 1e-5, in objective units): never by more than the gap allows (an exact solve, gap 0,
+  // by nothing), so that the optimum lies within the gap of the reported bound.
+  const double increment = options.gap == 0
+                               ? 1e-12
+                               : std::min(cbc.getDblParam(CbcModel::CbcCutoffIncrement),
+                                          std::max(1e-12, options.gap * offset * scale));
+  char increment_text[32];
+  std::snprintf(increment_text, sizeof increment_text, "%.17g", increment);
+  std::vector<const char*> argv = {"adacc",  "-log",        log.c_str(),   "-sec", seconds.c_str(),
+                                   "-ratio", ratio.c_str(), "-allow",      allow,  "-preprocess",
+                                   "off",    "-increment",  increment_text};
   argv.push_back("-solve");
   argv.push_back("-quit");
   CbcMain1(static_cast<int>(argv.size()), argv.data(), cbc);

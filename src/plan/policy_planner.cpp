@@ -149,6 +149,7 @@ ChosenPlan PolicyPlanner::choose_cost_based(std::string_view policy, std::size_t
       c.gap = r.gap;
       c.proven_optimal = r.proven_optimal;
       c.method = r.method;
+      c.model_objective = r.model_objective;
       consider(std::move(c));
     } catch (const PlanInfeasible&) {
       // Proven infeasible, or nothing found in the time limit: the contained plans decide.
@@ -216,7 +217,22 @@ MilpOptions PolicyPlanner::milp_options(std::string_view policy, std::size_t bud
   options.tolerance = tolerance_;
   options.codecs = policy == "adacc";
   options.time_limit_seconds = time_limit_seconds_;
+  options.by_blocks = !whole_step_;
+  options.gap = gap_;
   return options;
+}
+
+void PolicyPlanner::export_milp(std::string_view policy, std::size_t budget,
+                                const std::string& path, MilpFormat format) const {
+  if (!is_cost_based_policy(policy)) {
+    throw InvalidArgument("[plan] only adacc and checkmate solve a MILP; policy '" +
+                          std::string(policy) + "' solves none");
+  }
+  if (costs_ == nullptr) {
+    throw InvalidArgument("[plan] policy '" + std::string(policy) +
+                          "' chooses from measured costs; none were given");
+  }
+  plan::export_milp(graph_, pruned_, milp_options(policy, budget), path, format);
 }
 
 const LeastPeakPlan& PolicyPlanner::least_plan(std::string_view policy) const {

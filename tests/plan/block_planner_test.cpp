@@ -250,8 +250,10 @@ TEST(BlockBound, MemoryPointsAreTheMemoryModelsInTheEndBlocks) {
       const BlockTradeoffPoint& p = hull[block <= 3 ? a : b];
       for (const auto& [name, d] : p.decisions) {  // "h0.res2.out" / "h1.x" -> block's names
         const int layer = name[1] - '0' + block - 1;
-        plan.decisions[static_cast<std::size_t>(
-            g.find("h" + std::to_string(layer) + name.substr(2)))] = d;
+        std::string renamed = "h";  // built in place (GCC 12's -Wrestrict misfires on "h" + ...)
+        renamed += std::to_string(layer);
+        renamed += name.substr(2);
+        plan.decisions[static_cast<std::size_t>(g.find(renamed))] = d;
       }
     }
     try {

@@ -2,54 +2,23 @@
 // to CBC's objective, and the variable names say tensor and policy.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "adacc/core/rng.h"
 #include "adacc/model/gpt2.h"
 #include "adacc/plan/milp_planner.h"
+#include "support/glpsol.h"
 #include "support/small_graph.h"
 #include "support/temp_dir.h"
 
 namespace adacc::plan {
 namespace {
 
-std::string read(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// glpsol's objective from its -o report ("Objective:  obj = 1.23e-02 (MINimum)").
-double glpsol_objective(const std::string& flag, const std::filesystem::path& model,
-                        const std::filesystem::path& report) {
-  const std::string cmd = "glpsol " + flag + " '" + model.string() + "' -o '" + report.string() +
-                          "' > '" + report.string() + ".log' 2>&1";
-  const int rc = std::system(cmd.c_str());
-  EXPECT_EQ(rc, 0) << cmd << "\n" << read(report.string() + ".log");
-  const std::string text = read(report);
-  const std::size_t at = text.find("Objective:");
-  if (at == std::string::npos) {
-    ADD_FAILURE() << "no objective in glpsol's report:\n" << text;
-    return 0;
-  }
-  const std::size_t eq = text.find('=', at);
-  return std::stod(text.substr(eq + 1));
-}
-
-class MilpExport : public ::testing::TestWithParam<ops::AttentionKind> {};
-
-TEST_P(MilpExport, GlpsolSolvesTheExportedModelToCbcsObjective) {
-  ASSERT_EQ(std::system("command -v glpsol > /dev/null 2>&1"), 0)
-      << "glpsol not found on PATH: install glpk-utils (tools/setup.sh does)";
-  model::ModelConfig c = model::parse_config("L=1,C=16,H=2,V=32,T=8");
-  c.attention = GetParam();
-  Allocator alloc;
-  model::Gpt2 gpt(c, alloc);
-  const model::StepGraph g = gpt.build_graph(2, 8);
+// Random op times; codecs on each tensor named (GELU inputs: both derived codecs).
+StepCosts synthetic_costs(const model::StepGraph& g, const std::vector<std::string>& with_codecs) {
   StepCosts costs;
   Rng rng(9);
   for (std::size_t o = 0; o < g.ops().size(); ++o) {
@@ -57,9 +26,24 @@ TEST_P(MilpExport, GlpsolSolvesTheExportedModelToCbcsObjective) {
     costs.backward_seconds.push_back(1e-3);
   }
   costs.codecs.resize(g.tensors().size());
-  const auto fc = static_cast<std::size_t>(g.find("h0.fc.out"));
-  costs.codecs[fc].push_back({"int8-g64", 0, 2e-3, 3e-3, 0, 0});
-  costs.codecs[fc].push_back({"gelu-deriv-u8", 0, 1e-3, 1e-3, 0, 0});
+  for (const std::string& name : with_codecs) {
+    const auto t = static_cast<std::size_t>(g.find(name));
+    costs.codecs[t].push_back({"int8-g64", 0, 2e-3, 3e-3, 0, 0});
+    costs.codecs[t].push_back({"gelu-deriv-u8", 0, 1e-3, 1e-3, 0, 0});
+    costs.codecs[t].push_back({"gelu-deriv-u4", 0, 1e-3, 2e-3, 0, 0});
+  }
+  return costs;
+}
+
+class MilpExport : public ::testing::TestWithParam<ops::AttentionKind> {};
+
+TEST_P(MilpExport, GlpsolSolvesTheExportedModelToCbcsObjective) {
+  model::ModelConfig c = model::parse_config("L=1,C=16,H=2,V=32,T=8");
+  c.attention = GetParam();
+  Allocator alloc;
+  model::Gpt2 gpt(c, alloc);
+  const model::StepGraph g = gpt.build_graph(2, 8);
+  const StepCosts costs = synthetic_costs(g, {"h0.fc.out"});
   MilpOptions o;
   o.fixed = runtime::training_fixed_bytes(c, 2, 8);
   o.gap = 0;
@@ -73,15 +57,52 @@ TEST_P(MilpExport, GlpsolSolvesTheExportedModelToCbcsObjective) {
   test::TempDir dir("milp_export");
   export_milp(g, costs, o, (dir / "step.mps").string(), MilpFormat::mps);
   export_milp(g, costs, o, (dir / "step.lp").string(), MilpFormat::lp);
-  const std::string mps = read(dir / "step.mps");
+  const std::string mps = test::read_text(dir / "step.mps");
   for (const char* name : {"h0.fc.out__keep", "h0.fc.out__int8_g64", "h0.fc.out__gelu_deriv_u8",
                            "h0.fc.out__recompute", "h0.attn.out__recompute"}) {
     EXPECT_NE(mps.find(name), std::string::npos) << name;
   }
-  EXPECT_NEAR(glpsol_objective("--freemps", dir / "step.mps", dir / "mps.txt"), r.model_objective,
+  EXPECT_NEAR(test::glpsol_objective("--freemps", dir / "step.mps", dir / "mps.txt"),
+              r.model_objective, 1e-6 * r.model_objective);
+  EXPECT_NEAR(test::glpsol_objective("--lp", dir / "step.lp", dir / "lp.txt"), r.model_objective,
               1e-6 * r.model_objective);
-  EXPECT_NEAR(glpsol_objective("--lp", dir / "step.lp", dir / "lp.txt"), r.model_objective,
-              1e-6 * r.model_objective);
+}
+
+// Every row named once, also where two derived codecs forbid the same re-run (MPS readers
+// reject repeated names; the LP writer would fall back to "cons0", "cons1", ...).
+TEST_P(MilpExport, NamesAreDistinct) {
+  model::ModelConfig c = model::parse_config("L=2,C=16,H=2,V=32,T=8");
+  c.attention = GetParam();
+  Allocator alloc;
+  model::Gpt2 gpt(c, alloc);
+  const model::StepGraph g = gpt.build_graph(2, 8);
+  const StepCosts costs = synthetic_costs(g, {"h0.fc.out", "h1.fc.out"});
+  MilpOptions o;
+  o.fixed = runtime::training_fixed_bytes(c, 2, 8);
+  test::TempDir dir("milp_export");
+  export_milp(g, costs, o, (dir / "step.mps").string(), MilpFormat::mps);
+  export_milp(g, costs, o, (dir / "step.lp").string(), MilpFormat::lp);
+  const std::string mps = test::read_text(dir / "step.mps");
+  // ROWS: " L  name" per row, up to COLUMNS.
+  const std::size_t from = mps.find("ROWS"), to = mps.find("COLUMNS");
+  ASSERT_NE(from, std::string::npos);
+  ASSERT_NE(to, std::string::npos);
+  std::istringstream lines(mps.substr(from, to - from));
+  std::string line;
+  std::getline(lines, line);
+  std::set<std::string> names;
+  std::size_t rows = 0;
+  while (std::getline(lines, line)) {
+    std::istringstream fields(line);
+    std::string kind, name;
+    fields >> kind >> name;
+    ++rows;
+    EXPECT_TRUE(names.insert(name).second) << "row name repeated: " << name;
+  }
+  EXPECT_GT(rows, 100u);
+  const std::string lp = test::read_text(dir / "step.lp");
+  EXPECT_NE(lp.find("step_seconds:"), std::string::npos);  // not the default names
+  EXPECT_EQ(lp.find("cons0"), std::string::npos);
 }
 
 INSTANTIATE_TEST_SUITE_P(Attention, MilpExport, test::kAttentionForms, test::attention_name);

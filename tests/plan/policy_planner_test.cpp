@@ -5,11 +5,16 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <string>
+
 #include "adacc/compress/codec.h"
 #include "adacc/model/gpt2.h"
 #include "adacc/plan/baselines.h"
 #include "adacc/plan/cost_model.h"
 #include "support/expect_error.h"
+#include "support/glpsol.h"
+#include "support/temp_dir.h"
 
 namespace adacc::plan {
 namespace {
@@ -131,6 +136,53 @@ TEST_F(PolicyPlannerTest, AdaccIsAtLeastAsFastAsEveryBaselineAtItsPeak) {
   EXPECT_NO_THROW(planner.choose("adacc", planner.smallest_budget("checkmate")));
   EXPECT_NO_THROW(planner.choose("adacc", planner.smallest_budget("full")));
   EXPECT_LE(planner.smallest_budget("checkmate"), planner.smallest_budget("full"));
+}
+
+// What --gap, CBC's time limit and --export-mps set reaches the MILP that choose solves.
+TEST_F(PolicyPlannerTest, ItsSettingsReachTheMilp) {
+  PolicyPlanner planner(graph_, 2, fixed_, &costs_, 0.5);
+  MilpOptions o = planner.milp_options("adacc", 12345);
+  EXPECT_EQ(o.budget, 12345u);
+  EXPECT_EQ(o.threads, 2);
+  EXPECT_EQ(o.fixed, fixed_);
+  EXPECT_EQ(o.tolerance, 0.5);
+  EXPECT_TRUE(o.codecs);
+  EXPECT_TRUE(o.by_blocks);
+  EXPECT_FALSE(planner.milp_options("checkmate", 12345).codecs);
+  planner.set_gap(0.25);
+  planner.set_time_limit(3);
+  planner.set_whole_step(true);
+  o = planner.milp_options("adacc", 1);
+  EXPECT_EQ(o.gap, 0.25);
+  EXPECT_EQ(o.time_limit_seconds, 3);
+  EXPECT_FALSE(o.by_blocks);
+}
+
+// The exported model is the one solved: over the codecs the planner keeps (dominated ones
+// pruned), not every measured one.
+TEST_F(PolicyPlannerTest, ExportsTheModelItSolves) {
+  const PolicyPlanner planner(graph_, 1, fixed_, &costs_);
+  test::TempDir dir("policy_export");
+  const std::string file = (dir / "step.lp").string();
+  planner.export_milp("adacc", Allocator::kUnlimited, file, MilpFormat::lp);
+  const std::string text = test::read_text(file);
+  const StepCosts pruned = prune_dominated_codecs(costs_, kDefaultTolerance);
+  const auto t = static_cast<std::size_t>(graph_.find("h0.fc.out"));
+  ASSERT_LT(pruned.codecs[t].size(), costs_.codecs[t].size());  // something was pruned
+  for (const CodecCost& c : costs_.codecs[t]) {
+    std::string column = "h0.fc.out__" + c.codec;
+    std::replace(column.begin(), column.end(), '-', '_');
+    const bool kept = std::any_of(pruned.codecs[t].begin(), pruned.codecs[t].end(),
+                                  [&](const CodecCost& p) { return p.codec == c.codec; });
+    EXPECT_EQ(text.find(column + " ") != std::string::npos, kept) << column;
+  }
+  test::expect_error<InvalidArgument>(
+      [&] { planner.export_milp("full", Allocator::kUnlimited, file, MilpFormat::lp); },
+      {"'full'"});
+  const PolicyPlanner bare(graph_, 1, fixed_, nullptr);
+  test::expect_error<InvalidArgument>(
+      [&] { bare.export_milp("adacc", Allocator::kUnlimited, file, MilpFormat::lp); },
+      {"measured costs"});
 }
 
 TEST_F(PolicyPlannerTest, CompressKeptTensorsCompressesEveryKeptTensorWithItsSmallestCodec) {

@@ -67,7 +67,8 @@ struct ChosenPlan {
   double solve_seconds = 0;
   double gap = 0;  // proven relative optimality gap
   bool proven_optimal = false;
-  std::string method;  // the MILP's (MilpResult::method): "whole step" or "blocks"
+  std::string method;          // the MILP's (MilpResult::method): "whole step" or "blocks"
+  double model_objective = 0;  // the solver's objective (MilpResult::model_objective)
 };
 
 class PolicyPlanner {
@@ -90,12 +91,24 @@ class PolicyPlanner {
 
   // CBC's time limit per MILP solve (MilpOptions::time_limit_seconds; default 10 s).
   void set_time_limit(double seconds) { time_limit_seconds_ = seconds; }
+  // The relative optimality gap at which CBC stops (MilpOptions::gap; 0: exact).
+  void set_gap(double gap) { gap_ = gap; }
+  // true: cost-based policies solve the whole step's model at every depth, never by
+  // blocks (MilpOptions::by_blocks), so that export_milp writes the model that is solved.
+  void set_whole_step(bool whole_step) { whole_step_ = whole_step; }
+
+  // Writes the MILP that choose(policy, budget) solves (a cost-based policy's whole-step
+  // model over the costs the planner sees: inadmissible and dominated codecs pruned).
+  void export_milp(std::string_view policy, std::size_t budget, const std::string& path,
+                   MilpFormat format) const;
 
   // The cost model's step time of a plan; requires costs.
   double predict_seconds(const runtime::Plan& plan) const;
 
- private:
+  // The options of the MILP that choose(policy, budget) solves.
   MilpOptions milp_options(std::string_view policy, std::size_t budget) const;
+
+ private:
   // The plan with the least peak that `policy` can find: its MILP's, or a contained one's.
   const LeastPeakPlan& least_plan(std::string_view policy) const;
   LeastPeakPlan find_least_plan(std::string_view policy) const;
@@ -113,6 +126,8 @@ class PolicyPlanner {
   StepCosts pruned_;  // costs_ without dominated or inadmissible codecs (what the MILP sees)
   runtime::MemoryPrediction none_;
   double time_limit_seconds_ = MilpOptions{}.time_limit_seconds;
+  double gap_ = MilpOptions{}.gap;
+  bool whole_step_ = false;
   // least_plan's answers so far, by policy (each may take a MILP solve).
   mutable std::map<std::string, LeastPeakPlan, std::less<>> least_;
   // The cost-based policies' plans so far, by (policy, budget): each is a MILP solve.
