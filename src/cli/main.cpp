@@ -267,6 +267,7 @@ struct PlanArgs {
   std::string profile;
   std::string export_mps, export_lp;
   double gap = adacc::plan::MilpOptions{}.gap;
+  double time_limit = adacc::plan::MilpOptions{}.time_limit_seconds;
   bool schedule = false;
 };
 
@@ -301,7 +302,11 @@ void add_plan_command(CLI::App& app, PlanArgs& a) {
   c->add_option("--export-lp", a.export_lp, "adacc/checkmate: as --export-mps, in CPLEX LP format");
   c->add_option("--gap", a.gap,
                 "adacc/checkmate: relative optimality gap at which CBC stops (0: solve to "
-                "optimality, which may take CBC's whole 10 s limit)")
+                "optimality, which may take CBC's whole time limit)")
+      ->capture_default_str();
+  c->add_option("--time-limit", a.time_limit,
+                "adacc/checkmate: CBC's limit per MILP solve, CPU seconds (the plan is then "
+                "the best found, with its proven gap)")
       ->capture_default_str();
   c->add_option("--threads", a.threads, "Threads the step would use (0: all cores)")
       ->capture_default_str();
@@ -338,6 +343,10 @@ int run_plan(const PlanArgs& a) {
   if (!(a.gap >= 0 && a.gap < 1)) {
     throw InvalidArgument("[plan] --gap must be at least 0 and below 1 (0.001 is 0.1%), got " +
                           std::to_string(a.gap));
+  }
+  if (!(a.time_limit > 0)) {
+    throw InvalidArgument("[plan] --time-limit must be a positive number of seconds, got " +
+                          std::to_string(a.time_limit));
   }
   model::ModelConfig cfg = model::parse_config(a.model);
   cfg.attention = ops::attention_kind_from_name(a.attention, "[plan] --attention");
@@ -377,6 +386,7 @@ int run_plan(const PlanArgs& a) {
   }
   plan::PolicyPlanner planner(graph, threads, fixed, costs ? &*costs : nullptr, tolerance);
   planner.set_gap(a.gap);
+  planner.set_time_limit(a.time_limit);
   // An exported model is the one solved: the whole step's, at every depth (docs/planner.md).
   const bool exporting = !a.export_mps.empty() || !a.export_lp.empty();
   if (exporting) {
@@ -384,8 +394,8 @@ int run_plan(const PlanArgs& a) {
     if (graph.config && graph.config->n_layer >= plan::kBlockPlannerFromLayers) {
       std::printf(
           "exporting: the whole step's MILP is solved instead of planning by blocks (slower "
-          "at this depth; up to CBC's %.0f s limit)\n",
-          plan::MilpOptions{}.time_limit_seconds);
+          "at this depth; up to CBC's %g s limit, --time-limit)\n",
+          a.time_limit);
     }
     if (!a.export_mps.empty()) {
       planner.export_milp(a.policy, budget, a.export_mps, plan::MilpFormat::mps);

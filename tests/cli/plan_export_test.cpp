@@ -1,6 +1,7 @@
 // `adacc plan --export-mps/--export-lp` as a user runs it: the files hold the model that was
-// solved (glpsol solves them to the objective `adacc plan` printed, within its proven gap)
-// with variables named by tensor and policy; other policies are refused.
+// solved (glpsol solves them to the objective `adacc plan` printed, within its proven gap;
+// at depths otherwise planned by blocks the whole step is solved) with variables named by
+// tensor and policy; other policies are refused.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -75,6 +76,24 @@ TEST_F(PlanExport, GlpsolSolvesTheExportedFilesToThePrintedObjective) {
   }
 }
 
+// At a depth planned by blocks, an export makes `adacc plan` solve the whole step's model
+// (the file's) instead, and says so.
+TEST_F(PlanExport, AtADepthPlannedByBlocksTheExportedWholeStepIsSolved) {
+  const std::string model = " --model L=13,C=16,H=2,V=64,T=16 --batch 1 --seq 16 --threads 1";
+  const std::string profile = (dir_ / "profile.json").string();
+  ASSERT_EQ(adacc("profile" + model + " --out " + profile).exit_code, 0);
+  const std::string plan = "plan" + model + " --profile " + profile +
+                           " --policy checkmate --budget 80% --gap 0.01 --time-limit 1";
+  const CommandResult blocks = adacc(plan);
+  ASSERT_EQ(blocks.exit_code, 0) << blocks.err;
+  EXPECT_NE(blocks.out.find("solved by CBC (by blocks"), std::string::npos) << blocks.out;
+  const CommandResult whole = adacc(plan + " --export-lp " + (dir_ / "step.lp").string());
+  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  EXPECT_NE(whole.out.find("solved by CBC (the whole step)"), std::string::npos) << whole.out;
+  EXPECT_NE(whole.out.find("instead of planning by blocks"), std::string::npos) << whole.out;
+  EXPECT_TRUE(fs::exists(dir_ / "step.lp"));
+}
+
 TEST_F(PlanExport, OnlyTheMilpPoliciesExport) {
   const CommandResult r = adacc(std::string("plan") + kModel + " --policy full --export-lp " +
                                 (dir_ / "x.lp").string());
@@ -82,9 +101,12 @@ TEST_F(PlanExport, OnlyTheMilpPoliciesExport) {
   EXPECT_EQ(r.err.rfind("adacc: ", 0), 0u) << r.err;
   EXPECT_NE(r.err.find("--export-mps and --export-lp"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir_ / "x.lp"));
-  const CommandResult g = adacc(std::string("plan") + kModel + " --policy adacc --gap -1");
-  EXPECT_EQ(g.exit_code, 1);
-  EXPECT_NE(g.err.find("--gap"), std::string::npos) << g.err;
+  for (const char* bad : {"--gap -1", "--gap 1", "--time-limit 0"}) {
+    const CommandResult g = adacc(std::string("plan") + kModel + " --policy adacc " + bad);
+    EXPECT_EQ(g.exit_code, 1) << bad;
+    EXPECT_NE(g.err.find(std::string(bad).substr(0, std::string(bad).find(' '))), std::string::npos)
+        << g.err;
+  }
 }
 
 }  // namespace
