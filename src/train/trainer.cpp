@@ -5,8 +5,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <vector>
 
 #include "adacc/core/error.h"
 #include "adacc/model/gpt2.h"
@@ -46,18 +48,15 @@ void check_vocabulary(const TokenStream& stream, const model::ModelConfig& cfg) 
   }
 }
 
-// The fixed part alone (parameters, gradients, AdamW state) must fit before any plan can.
-// `budget_source`: "budget" for --budget, else how the machine's memory was found.
-void check_fixed_fits(std::size_t budget, const model::ModelConfig& cfg,
+// The fixed part alone (parameters, gradients, AdamW state, the batch) must fit before any
+// plan can. `budget_source`: "budget" for --budget, else how the machine's memory was found.
+void check_fixed_fits(std::size_t budget, std::size_t fixed, const model::ModelConfig& cfg,
                       const std::string& budget_source) {
-  const auto params = static_cast<std::size_t>(cfg.num_parameters());
-  std::size_t fixed = 0;
-  if (__builtin_mul_overflow(params, 4 * sizeof(float), &fixed)) fixed = SIZE_MAX;
   if (fixed > budget) {
     throw PlanInfeasible("[train] " + budget_source + " " + format_bytes(budget) +
                          " is below the " + format_bytes(fixed) +
                          " that the parameters, gradients and AdamW state of " + cfg.describe() +
-                         " need, before any activation; " +
+                         " and the batch need, before any activation; " +
                          (budget_source == "budget" ? "raise --budget" : "choose a smaller model"));
   }
 }
@@ -126,31 +125,93 @@ void check_train_options(const TrainOptions& o) {
   if (!o.init.empty() && !o.resume.empty()) fail("give either --init or --resume, not both");
 }
 
-TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
-  check_train_options(o);
-  const auto t_start = Clock::now();
-  auto message = [&](const std::string& m) {
-    if (cb.on_message) cb.on_message(m);
-  };
+// The run's state, built phase by phase in the constructor (run directory, model, budget,
+// plan, data, memory, initial weights) and stepped by run(): load batch, forward/backward,
+// after-backward hooks, clip, update, step-boundary hooks, log, validate, checkpoint.
+struct Trainer::State {
+  State(const TrainOptions& options, const TrainCallbacks& callbacks)
+      : o(options), cb(callbacks), t_start(Clock::now()) {}
 
-  // The run directory first: an unusable --out, or one that another trainer holds, is an
-  // error before any work is done.
-  const std::filesystem::path out =
-      !o.out_dir.empty() ? o.out_dir : o.resume;  // a resumed run saves where it was
-  std::error_code ec;
-  // Whether the run continues in the directory it resumes from (and saves there).
-  const bool resume_in_place = !o.resume.empty() && std::filesystem::exists(out, ec) &&
-                               std::filesystem::equivalent(out, o.resume, ec);
+  void message(const std::string& m) const {
+    if (cb.on_message) cb.on_message(m);
+  }
+
+  // ---- setup phases, in order
+  void open_run_directory();
+  void read_model();
+  void choose_plan();
+  void load_data();
+  void allocate();
+  void initialise_weights();
+
+  // ---- step phases
+  void load_batch();
+  float forward_backward();
+  // NaN/inf handling, clipping and the optimizer update; fills r.lr / r.skipped.
+  void update(StepReport& r, float loss, double norm);
+  void log(StepReport& r, float loss);
+  float validate();
+  void save(std::int64_t step);
+  std::string last_good() const;
+
+  const TrainOptions& o;
+  const TrainCallbacks& cb;
+  Clock::time_point t_start;
+
+  std::filesystem::path out;
+  bool resume_in_place = false;
   std::optional<RunDirectory> run_dir;
+  model::ModelConfig cfg;
+  TrainingState resumed;
+
+  MachineMemory machine;
+  std::optional<model::StepGraph> graph;
+  int threads = 1;
+  std::array<std::size_t, kMemCategories> fixed{};
+  double tolerance = 0;
+  std::size_t budget = SIZE_MAX;
+  std::optional<plan::StepCosts> costs;
+  runtime::Plan plan;
+
+  std::optional<BatchLoader> loader;
+  std::vector<std::int32_t> val_tokens;
+  std::size_t window = 0;
+  bool has_val = false;
+
+  std::optional<Allocator> alloc;
+  std::optional<Context> ctx;
+  std::optional<model::Gpt2> gpt;
+  std::optional<AdamWOptimizer> opt;
+  std::optional<runtime::StepExecutor> exec;
+  Tensor tokens, targets;
+  LrSchedule schedule;
+  std::optional<MetricsLog> metrics;
+  std::string options_record;
+
+  std::int64_t start_step = 0;
+  std::int64_t step = 0;
+  std::int64_t steps_this_run = 0;
+  int bad_in_a_row = 0;
+  TrainResult result;
+
+  std::vector<StepHook> after_backward, step_boundary;
+};
+
+void Trainer::State::open_run_directory() {
+  // An unusable --out, or one that another trainer holds, is an error before any work.
+  out = !o.out_dir.empty() ? o.out_dir : o.resume;  // a resumed run saves where it was
+  std::error_code ec;
+  resume_in_place = !o.resume.empty() && std::filesystem::exists(out, ec) &&
+                    std::filesystem::equivalent(out, o.resume, ec);
   if (!out.empty()) {
     run_dir.emplace(out, resume_in_place ? RunDirectory::Mode::resume
                          : o.overwrite   ? RunDirectory::Mode::overwrite
                                          : RunDirectory::Mode::fresh);
   }
+}
 
+void Trainer::State::read_model() {
   // The model, and (on resume) the checkpoint's state, before any data or memory.
-  model::ModelConfig cfg;
-  TrainingState resumed;
   if (!o.resume.empty()) {
     resumed = read_checkpoint_state(o.resume);
     cfg = read_checkpoint_config(o.resume);
@@ -180,26 +241,28 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
     throw InvalidArgument("[train] --seq " + std::to_string(o.seq) +
                           " is longer than the model's maximum T=" + std::to_string(cfg.max_seq));
   }
+}
 
+void Trainer::State::choose_plan() {
   // The budget: --budget, capped by what the machine has. The fixed part is checked
   // before the step graph is built, the plan by the memory model; nothing is allocated
   // yet.
-  const MachineMemory machine = machine_memory();
+  machine = machine_memory();
+  fixed = runtime::training_fixed_bytes(cfg, o.batch, o.seq);
+  std::size_t fixed_total = 0;
+  for (std::size_t b : fixed) fixed_total += b;
   std::optional<plan::Budget> request;
   if (!o.budget.empty()) request = plan::parse_budget(o.budget);
-  if (request && !request->percent) check_fixed_fits(request->bytes, cfg, "budget");
-  if (machine.bytes > 0) check_fixed_fits(machine.bytes, cfg, machine.source);
-  const model::StepGraph graph = model::build_gpt2_graph(cfg, o.batch, o.seq);
-  const int threads = Context::resolve_threads(o.threads);
-  const auto fixed = runtime::training_fixed_bytes(cfg, o.batch, o.seq);
-  const double tolerance = o.tolerance < 0 ? plan::kDefaultTolerance : o.tolerance;
-  std::size_t budget = SIZE_MAX;
+  if (request && !request->percent) check_fixed_fits(request->bytes, fixed_total, cfg, "budget");
+  if (machine.bytes > 0) check_fixed_fits(machine.bytes, fixed_total, cfg, machine.source);
+  graph.emplace(model::build_gpt2_graph(cfg, o.batch, o.seq));
+  threads = Context::resolve_threads(o.threads);
+  tolerance = o.tolerance < 0 ? plan::kDefaultTolerance : o.tolerance;
   if (request) {
-    budget = plan::PolicyPlanner(graph, threads, fixed, nullptr, tolerance).resolve(*request);
+    budget = plan::PolicyPlanner(*graph, threads, fixed, nullptr, tolerance).resolve(*request);
   }
   // The cost-based policies plan from measured costs: a profile of one block (within the
   // budget), cached for the next run.
-  std::optional<plan::StepCosts> costs;
   if (plan::is_cost_based_policy(o.policy)) {
     CostsRequest cr;
     cr.config = cfg;
@@ -209,11 +272,11 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
     cr.profile_file = o.profile.string();
     cr.budget = std::min(budget, machine.bytes > 0 ? machine.bytes : SIZE_MAX);
     cr.seed = o.seed;
-    costs = costs_for_run(graph, cr, message);
+    costs = costs_for_run(*graph, cr, [this](const std::string& m) { message(m); });
   }
-  const plan::PolicyPlanner planner(graph, threads, fixed, costs ? &*costs : nullptr, tolerance);
+  const plan::PolicyPlanner planner(*graph, threads, fixed, costs ? &*costs : nullptr, tolerance);
   const plan::ChosenPlan chosen = planner.choose(o.policy, budget);
-  const runtime::Plan& plan = chosen.plan;
+  plan = chosen.plan;
   const runtime::MemoryPrediction& predicted = chosen.memory;
   if (plan::is_cost_based_policy(o.policy)) {
     char how[96];
@@ -234,19 +297,20 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
                   chosen.predicted_seconds * 1e3,
                   chosen.predicted_seconds / costs->keep_all_seconds(), how);
     message(line);
-    std::string summary = plan::format_role_summary(graph, plan);
+    std::string summary = plan::format_role_summary(*graph, plan);
     while (!summary.empty() && summary.back() == '\n') summary.pop_back();
     message(summary);
   }
   // Whatever the budget says, the step must fit in what the machine has.
   if (machine.bytes > 0) check_fits_machine(predicted, machine, o.policy);
+}
 
-  // Data: train/validation split and loaders.
+void Trainer::State::load_data() {
+  // Train/validation split and loaders.
   TokenStream stream = load_tokens(o.data, LoadOptions{o.sentencepiece_model});
   check_vocabulary(stream, cfg);
-  const std::size_t window =
-      static_cast<std::size_t>(o.batch) * static_cast<std::size_t>(o.seq) + 1;
-  std::vector<std::int32_t> train_tokens, val_tokens;
+  window = static_cast<std::size_t>(o.batch) * static_cast<std::size_t>(o.seq) + 1;
+  std::vector<std::int32_t> train_tokens;
   if (o.val_fraction > 0) {
     TrainValSplit split = split_train_val(stream.tokens, o.val_fraction, window);
     train_tokens = std::move(split.train);
@@ -255,177 +319,241 @@ TrainResult train(const TrainOptions& o, const TrainCallbacks& cb) {
     train_tokens = std::move(stream.tokens);
   }
   stream.tokens.clear();
-  BatchLoader loader(std::move(train_tokens), o.batch, o.seq, o.shuffle, o.seed);
+  loader.emplace(std::move(train_tokens), o.batch, o.seq, o.shuffle, o.seed);
+  has_val = val_tokens.size() >= window;
+}
 
-  Allocator alloc(Device::cpu, budget);
-  Context ctx(alloc, o.threads, o.seed);
-  model::Gpt2 gpt(cfg, alloc);
-  AdamWOptimizer opt(cfg, alloc, ops::AdamWConfig{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay});
+void Trainer::State::allocate() {
+  alloc.emplace(Device::cpu, budget);
+  ctx.emplace(*alloc, o.threads, o.seed);
+  gpt.emplace(cfg, *alloc);
+  opt.emplace(cfg, *alloc, ops::AdamWConfig{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay});
+  options_record = run_options_json(o, cfg);
+}
 
-  const std::string options_record = run_options_json(o, cfg);
-  std::int64_t start_step = 0;
-  TrainResult result;
+void Trainer::State::initialise_weights() {
   if (!o.resume.empty()) {
-    const TrainingState state = load_checkpoint(o.resume, cfg, gpt.params(), opt.m(), opt.v());
+    const TrainingState state = load_checkpoint(o.resume, cfg, gpt->params(), opt->m(), opt->v());
     start_step = state.step;
-    opt.set_steps_taken(state.optimizer_steps);
-    loader.set_state(state.loader);
-    ctx.rng().set_state(state.rng);
+    opt->set_steps_taken(state.optimizer_steps);
+    loader->set_state(state.loader);
+    ctx->rng().set_state(state.rng);
     if (resume_in_place) {
       result.out_dir = run_dir->path();
       result.saved_step = start_step;
     }
     message("resumed from " + o.resume.string() + " at step " + std::to_string(start_step));
   } else if (!o.init.empty()) {
-    load_parameters(o.init, cfg, gpt.params());
+    load_parameters(o.init, cfg, gpt->params());
     message("initialised from " + o.init.string());
   } else {
-    gpt.init_weights(ctx.rng());
+    gpt->init_weights(ctx->rng());
   }
 
-  runtime::StepExecutor exec(graph, gpt.params(), gpt.grads(), ctx, plan);
-  Tensor tokens =
-      Tensor::empty(alloc, {o.batch, o.seq}, DType::int32, MemCategory::activations, "tokens");
-  Tensor targets =
-      Tensor::empty(alloc, {o.batch, o.seq}, DType::int32, MemCategory::activations, "targets");
+  exec.emplace(*graph, gpt->params(), gpt->grads(), *ctx, plan);
+  tokens =
+      Tensor::empty(*alloc, {o.batch, o.seq}, DType::int32, MemCategory::activations, "tokens");
+  targets =
+      Tensor::empty(*alloc, {o.batch, o.seq}, DType::int32, MemCategory::activations, "targets");
 
-  LrSchedule schedule;
   schedule.kind = o.schedule;
   schedule.max_lr = o.lr;
   schedule.min_lr_fraction = o.min_lr_fraction;
   schedule.warmup_steps = o.warmup >= 0 ? o.warmup : o.steps / 50;
   schedule.total_steps = o.steps;
 
-  MetricsLog metrics(o.metrics, o.resume.empty() ? -1 : start_step);
-
-  const bool has_val = val_tokens.size() >= window;
+  metrics.emplace(o.metrics, o.resume.empty() ? -1 : start_step);
   if (o.val_fraction > 0 && !has_val) {
     message("validation split has fewer than B*T+1 tokens; no validation");
   }
-  auto validate = [&]() -> float {
-    BatchLoader val_loader(val_tokens, o.batch, o.seq, Shuffle::off, 0);
-    const std::int64_t n = std::min<std::int64_t>(
-        o.val_batches, static_cast<std::int64_t>(val_loader.batches_per_epoch()));
-    double sum = 0;
-    for (std::int64_t i = 0; i < n; ++i) {
-      val_loader.next(tokens.data<std::int32_t>(), targets.data<std::int32_t>());
-      sum += exec.forward(tokens, targets);
+}
+
+void Trainer::State::load_batch() {
+  loader->next(tokens.data<std::int32_t>(), targets.data<std::int32_t>());
+}
+
+float Trainer::State::forward_backward() {
+  return exec->forward_backward(tokens, targets);
+}
+
+void Trainer::State::update(StepReport& r, float loss, double norm) {
+  if (!std::isfinite(loss) || !std::isfinite(norm)) {
+    gpt->grads().flat.zero();
+    ++bad_in_a_row;
+    r.skipped = true;
+    message("step " + std::to_string(step + 1) + ": " +
+            (!std::isfinite(loss) ? "loss is " + std::to_string(loss)
+                                  : "gradient norm is " + std::to_string(norm)) +
+            "; update skipped (" + std::to_string(bad_in_a_row) + " in a row)");
+    if (bad_in_a_row >= o.max_bad_steps) {
+      // The state that diverged is not saved: it would replace the last good one.
+      throw NumericalError("[train] " + std::to_string(bad_in_a_row) +
+                           " steps in a row had NaN/inf loss or gradients (last at step " +
+                           std::to_string(step + 1) + "); " + last_good() +
+                           "; lower --lr or check the data");
     }
-    return static_cast<float>(sum / static_cast<double>(std::max<std::int64_t>(n, 1)));
-  };
+    return;
+  }
+  bad_in_a_row = 0;
+  if (o.grad_clip > 0 && norm > o.grad_clip) {
+    ops::scale_inplace(*ctx, gpt->grads().flat, static_cast<float>(o.grad_clip / norm));
+  }
+  r.lr = schedule.at(step);
+  opt->step(*ctx, gpt->params(), gpt->grads(), r.lr);
+}
 
-  auto save = [&](std::int64_t step) {
-    if (!run_dir) return;
-    TrainingState state;
-    state.step = step;
-    state.optimizer_steps = opt.steps_taken();
-    state.rng = ctx.rng().state();
-    state.loader = loader.state();
-    state.options_json = options_record;
-    run_dir->commit();
-    save_checkpoint(run_dir->path(), cfg, gpt.params(), opt.m(), opt.v(), state);
-    result.out_dir = run_dir->path();
-    result.saved_step = step;
-  };
-  auto last_good = [&]() -> std::string {
-    if (result.saved_step < 0) return "no checkpoint was saved";
-    return "the last good checkpoint (step " + std::to_string(result.saved_step) + ") is in " +
-           quoted(result.out_dir) + "; resume with --resume " + result.out_dir.string();
-  };
+void Trainer::State::log(StepReport& r, float loss) {
+  r.tok_s = static_cast<double>(o.batch) * o.seq / (r.ms / 1e3);
+  r.peak_bytes = alloc->stats().total_peak;
+  r.elapsed_s = seconds_since(t_start);
+  result.last_loss = loss;
+  metrics->write(nlohmann::json{
+      {"step", r.step},
+      {"loss", r.loss},
+      {"lr", r.lr},
+      {"grad_norm", r.grad_norm},
+      {"ms", r.ms},
+      {"tok_s", r.tok_s},
+      {"peak_bytes", r.peak_bytes},
+      {"skipped",
+       r.skipped}}.dump());
+  if (cb.on_step) cb.on_step(r);
+}
 
-  int bad_in_a_row = 0;
-  std::int64_t step = start_step;
-  std::int64_t steps_this_run = 0;
-  for (; step < o.steps; ++step) {
-    if (o.stop_after >= 0 && steps_this_run >= o.stop_after) {
-      result.stop = StopReason::stop_after;
+float Trainer::State::validate() {
+  BatchLoader val_loader(val_tokens, o.batch, o.seq, Shuffle::off, 0);
+  const std::int64_t n = std::min<std::int64_t>(
+      o.val_batches, static_cast<std::int64_t>(val_loader.batches_per_epoch()));
+  double sum = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    val_loader.next(tokens.data<std::int32_t>(), targets.data<std::int32_t>());
+    sum += exec->forward(tokens, targets);
+  }
+  return static_cast<float>(sum / static_cast<double>(std::max<std::int64_t>(n, 1)));
+}
+
+void Trainer::State::save(std::int64_t at) {
+  if (!run_dir) return;
+  TrainingState state;
+  state.step = at;
+  state.optimizer_steps = opt->steps_taken();
+  state.rng = ctx->rng().state();
+  state.loader = loader->state();
+  state.options_json = options_record;
+  run_dir->commit();
+  save_checkpoint(run_dir->path(), cfg, gpt->params(), opt->m(), opt->v(), state);
+  result.out_dir = run_dir->path();
+  result.saved_step = at;
+}
+
+std::string Trainer::State::last_good() const {
+  if (result.saved_step < 0) return "no checkpoint was saved";
+  return "the last good checkpoint (step " + std::to_string(result.saved_step) + ") is in " +
+         quoted(result.out_dir) + "; resume with --resume " + result.out_dir.string();
+}
+
+Trainer::Trainer(const TrainOptions& options, const TrainCallbacks& callbacks) {
+  check_train_options(options);
+  s_ = std::make_unique<State>(options, callbacks);
+  s_->open_run_directory();
+  s_->read_model();
+  s_->choose_plan();
+  s_->load_data();
+  s_->allocate();
+  s_->initialise_weights();
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::add_after_backward(StepHook hook) {
+  s_->after_backward.push_back(std::move(hook));
+}
+void Trainer::add_step_boundary(StepHook hook) {
+  s_->step_boundary.push_back(std::move(hook));
+}
+
+const model::StepGraph& Trainer::graph() const {
+  return *s_->graph;
+}
+const runtime::Plan& Trainer::plan() const {
+  return s_->exec->plan();
+}
+Allocator& Trainer::allocator() {
+  return *s_->alloc;
+}
+std::int64_t Trainer::step() const {
+  return s_->step;
+}
+
+TrainResult Trainer::run() {
+  State& t = *s_;
+  const TrainOptions& o = t.o;
+  t.step = t.start_step;
+  for (; t.step < o.steps; ++t.step) {
+    if (o.stop_after >= 0 && t.steps_this_run >= o.stop_after) {
+      t.result.stop = StopReason::stop_after;
       break;
     }
-    if (cb.interrupt != nullptr && cb.interrupt->load()) {
-      message("interrupted at step " + std::to_string(step) +
-              (run_dir ? "; saving" : "; nothing is saved (no --out)"));
-      result.stop = StopReason::interrupted;
+    if (t.cb.interrupt != nullptr && t.cb.interrupt->load()) {
+      t.message("interrupted at step " + std::to_string(t.step) +
+                (t.run_dir ? "; saving" : "; nothing is saved (no --out)"));
+      t.result.stop = StopReason::interrupted;
       break;
     }
     const auto t0 = Clock::now();
-    loader.next(tokens.data<std::int32_t>(), targets.data<std::int32_t>());
-    const float loss = exec.forward_backward(tokens, targets);
-    if (cb.on_gradients) cb.on_gradients(step + 1, gpt.grads().flat);
-    const double norm = std::sqrt(ops::sum_of_squares(ctx, gpt.grads().flat));
+    t.load_batch();
+    const float loss = t.forward_backward();
+    if (t.cb.on_gradients) t.cb.on_gradients(t.step + 1, t.gpt->grads().flat);
+    for (const StepHook& h : t.after_backward) h(*this, t.step + 1);
+    const double norm = std::sqrt(ops::sum_of_squares(*t.ctx, t.gpt->grads().flat));
     StepReport r;
-    r.step = step + 1;
+    r.step = t.step + 1;
     r.total = o.steps;
     r.loss = loss;
     r.grad_norm = norm;
-    if (!std::isfinite(loss) || !std::isfinite(norm)) {
-      gpt.grads().flat.zero();
-      ++bad_in_a_row;
-      r.skipped = true;
-      message("step " + std::to_string(step + 1) + ": " +
-              (!std::isfinite(loss) ? "loss is " + std::to_string(loss)
-                                    : "gradient norm is " + std::to_string(norm)) +
-              "; update skipped (" + std::to_string(bad_in_a_row) + " in a row)");
-      if (bad_in_a_row >= o.max_bad_steps) {
-        // The state that diverged is not saved: it would replace the last good one.
-        throw NumericalError("[train] " + std::to_string(bad_in_a_row) +
-                             " steps in a row had NaN/inf loss or gradients (last at step " +
-                             std::to_string(step + 1) + "); " + last_good() +
-                             "; lower --lr or check the data");
-      }
-    } else {
-      bad_in_a_row = 0;
-      if (o.grad_clip > 0 && norm > o.grad_clip) {
-        ops::scale_inplace(ctx, gpt.grads().flat, static_cast<float>(o.grad_clip / norm));
-      }
-      r.lr = schedule.at(step);
-      opt.step(ctx, gpt.params(), gpt.grads(), r.lr);
-    }
+    t.update(r, loss, norm);
     r.ms = seconds_since(t0) * 1e3;
-    r.tok_s = static_cast<double>(o.batch) * o.seq / (r.ms / 1e3);
-    r.peak_bytes = alloc.stats().total_peak;
-    r.elapsed_s = seconds_since(t_start);
-    result.last_loss = loss;
-    ++steps_this_run;
-    metrics.write(nlohmann::json{
-        {"step", r.step},
-        {"loss", r.loss},
-        {"lr", r.lr},
-        {"grad_norm", r.grad_norm},
-        {"ms", r.ms},
-        {"tok_s", r.tok_s},
-        {"peak_bytes", r.peak_bytes},
-        {"skipped",
-         r.skipped}}.dump());
-    if (cb.on_step) cb.on_step(r);
+    ++t.steps_this_run;
+    const bool last = t.step + 1 == o.steps;
+    // The step boundary (not after the last step): before the log and the checkpoint, so
+    // that a checkpoint holds what the next step runs under.
+    if (!last) {
+      for (const StepHook& h : t.step_boundary) h(*this, t.step + 1);
+    }
+    t.log(r, loss);
 
-    const bool last = step + 1 == o.steps;
-    if (has_val && !last && o.val_every > 0 && (step + 1) % o.val_every == 0) {
-      const ValReport v{step + 1, validate()};
-      metrics.write(nlohmann::json{{"step", v.step}, {"val_loss", v.val_loss}}.dump());
-      if (cb.on_validation) cb.on_validation(v);
+    if (t.has_val && !last && o.val_every > 0 && (t.step + 1) % o.val_every == 0) {
+      const ValReport v{t.step + 1, t.validate()};
+      t.metrics->write(nlohmann::json{{"step", v.step}, {"val_loss", v.val_loss}}.dump());
+      if (t.cb.on_validation) t.cb.on_validation(v);
     }
     // No checkpoint of a step whose update was skipped: it may be the start of a
     // divergence, and would replace the last good checkpoint.
-    if (o.save_every > 0 && (step + 1) % o.save_every == 0 && !last && bad_in_a_row == 0) {
-      save(step + 1);
+    if (o.save_every > 0 && (t.step + 1) % o.save_every == 0 && !last && t.bad_in_a_row == 0) {
+      t.save(t.step + 1);
     }
   }
 
-  if (step == o.steps && has_val) {
-    result.val_loss = validate();
-    const ValReport v{step, result.val_loss};
-    metrics.write(nlohmann::json{{"step", v.step}, {"val_loss", v.val_loss}}.dump());
-    if (cb.on_validation) cb.on_validation(v);
+  if (t.step == o.steps && t.has_val) {
+    t.result.val_loss = t.validate();
+    const ValReport v{t.step, t.result.val_loss};
+    t.metrics->write(nlohmann::json{{"step", v.step}, {"val_loss", v.val_loss}}.dump());
+    if (t.cb.on_validation) t.cb.on_validation(v);
   }
-  if (result.saved_step != step) save(step);
-  if (run_dir && step == o.steps) {
-    save_safetensors(run_dir->path() / "model.safetensors", cfg, gpt.params());
-    remove_interrupted_writes(run_dir->path());  // e.g. of a model.safetensors killed mid-way
+  if (t.result.saved_step != t.step) t.save(t.step);
+  if (t.run_dir && t.step == o.steps) {
+    save_safetensors(t.run_dir->path() / "model.safetensors", t.cfg, t.gpt->params());
+    remove_interrupted_writes(t.run_dir->path());  // e.g. of a model.safetensors killed mid-way
   }
-  result.steps = step;
-  result.seconds = seconds_since(t_start);
-  result.peak_bytes = alloc.stats().total_peak;
-  return result;
+  t.result.steps = t.step;
+  t.result.seconds = seconds_since(t.t_start);
+  t.result.peak_bytes = t.alloc->stats().total_peak;
+  return t.result;
+}
+
+TrainResult train(const TrainOptions& options, const TrainCallbacks& callbacks) {
+  Trainer trainer(options, callbacks);
+  return trainer.run();
 }
 
 }  // namespace adacc::train

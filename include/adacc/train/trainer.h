@@ -6,11 +6,15 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
+#include "adacc/core/allocator.h"
 #include "adacc/core/tensor.h"
+#include "adacc/model/step_graph.h"
 #include "adacc/ops/attention.h"
+#include "adacc/runtime/plan.h"
 #include "adacc/train/data.h"
 #include "adacc/train/lr_schedule.h"
 
@@ -118,6 +122,38 @@ struct TrainResult {
   StopReason stop = StopReason::finished;
   std::filesystem::path out_dir;  // where checkpoints went (empty: nowhere)
   std::int64_t saved_step = -1;   // the step of the last checkpoint in out_dir, -1: none
+};
+
+// A training run as an object: the constructor does everything before the first step
+// (run directory, model, budget and plan, data, memory, weights or checkpoint) and throws
+// what `train` throws; run() takes the steps. Each step is: load batch, forward/backward,
+// the after-backward hooks, NaN/inf check, clipping, update, log, validation, checkpoint,
+// and (between steps, not after the last) the step-boundary hooks, where a hook may swap
+// the plan or change the budget without touching weights, optimizer state, RNG or data
+// order.
+class Trainer {
+ public:
+  // Called with the trainer and the 1-based number of the step just taken.
+  using StepHook = std::function<void(Trainer&, std::int64_t step)>;
+
+  Trainer(const TrainOptions& options, const TrainCallbacks& callbacks = {});
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  void add_after_backward(StepHook hook);
+  void add_step_boundary(StepHook hook);
+
+  TrainResult run();
+
+  const model::StepGraph& graph() const;
+  const runtime::Plan& plan() const;
+  Allocator& allocator();
+  std::int64_t step() const;  // steps taken so far (the resumed ones included)
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
 };
 
 // Runs training as the options say. Throws adacc errors with one-line messages. If
