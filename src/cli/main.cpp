@@ -108,6 +108,19 @@ void add_train_command(CLI::App& app, TrainArgs& a) {
   c->add_option("--profile", o.profile,
                 "adacc, checkmate: costs from this profile (adacc profile --out); default: the "
                 "cached profile of this shape, else one measured now");
+  c->add_option("--evolve", o.evolve,
+                "Evolve the plan while training (docs/evolution.md): on, off, or auto (on with "
+                "--policy adacc): sample the compressed tensors, demote a codec that breaks "
+                "--tolerance and re-plan between steps")
+      ->capture_default_str();
+  c->add_option("--monitor-every", o.monitor_every,
+                "With --evolve: sample the compressed tensors every N steps (and each of the "
+                "first 10)")
+      ->capture_default_str();
+  c->add_option("--budget-file", o.budget_file,
+                "A file holding the budget (one line: 6GiB or 30%), read between steps: a new "
+                "budget takes effect at the next step with a new plan, or is refused while "
+                "training goes on");
   c->add_option("--val-fraction", o.val_fraction, "Share of the data held out for validation")
       ->capture_default_str();
   c->add_option("--val-every", o.val_every, "Validate every N steps (0: only at the end)")

@@ -130,6 +130,7 @@ class StepExecutor::Store {
   }
   void encode(TensorId id, const compress::Codec& codec) {
     require(env_.values_[idx(id)].defined(), "encodes", id);
+    if (ex_.encode_observer_) ex_.encode_observer_(id, codec, env_.values_[idx(id)]);
     env_.encoded_[idx(id)] = codec.encode(ex_.ctx_, env_.values_[idx(id)]);
     env_.values_[idx(id)] = Tensor();
   }

@@ -488,6 +488,12 @@ CheckpointJson read_checkpoint_json(const fs::path& dir) {
     const ordered_json& o = j["options"];
     c.state.options_json = o.is_string() ? o.get<std::string>() : o.dump();
   }
+  for (const auto& [key, into] :
+       {std::pair{"plan", &c.state.plan_json}, std::pair{"evolve", &c.state.evolve_json}}) {
+    if (!j.contains(key)) continue;
+    const ordered_json& v = j[key];
+    *into = v.is_string() ? v.get<std::string>() : v.dump();
+  }
   return c;
 }
 
@@ -632,6 +638,8 @@ void save_checkpoint(const fs::path& dir, const model::ModelConfig& config,
     j["loader"] = {{"position", state.loader.position}, {"epoch", state.loader.epoch}};
     j["optimizer_steps"] = state.optimizer_steps < 0 ? state.step : state.optimizer_steps;
     j["options"] = options_value(state.options_json);
+    if (!state.plan_json.empty()) j["plan"] = options_value(state.plan_json);
+    if (!state.evolve_json.empty()) j["evolve"] = options_value(state.evolve_json);
     const std::string text = j.dump(2) + "\n";
     AtomicFile file(dir / kStateFile);
     file.write(text.data(), text.size());

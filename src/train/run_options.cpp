@@ -91,6 +91,13 @@ constexpr Entry kEntries[] = {
    [](TrainOptions& o, const json& j) { o.threads = j.get<int>(); }},
   {"metrics", false, [](const TrainOptions& o) { return json(absolute_path(o.metrics)); },
    [](TrainOptions& o, const json& j) { o.metrics = j.get<std::string>(); }},
+  {"evolve", false, [](const TrainOptions& o) { return json(o.evolve); },
+   [](TrainOptions& o, const json& j) { o.evolve = j.get<std::string>(); }},
+  {"monitor-every", false, [](const TrainOptions& o) { return json(o.monitor_every); },
+   [](TrainOptions& o, const json& j) { o.monitor_every = j.get<std::int64_t>(); }},
+  {"budget-file", false,
+   [](const TrainOptions& o) { return json(absolute_path(o.budget_file)); },
+   [](TrainOptions& o, const json& j) { o.budget_file = j.get<std::string>(); }},
 };
 // clang-format on
 

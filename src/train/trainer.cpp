@@ -11,8 +11,10 @@
 #include <vector>
 
 #include "adacc/core/error.h"
+#include "adacc/evolve/evolution.h"
 #include "adacc/model/gpt2.h"
 #include "adacc/ops/vector_math.h"
+#include "adacc/plan/plan_io.h"
 #include "adacc/plan/plan_report.h"
 #include "adacc/plan/policy.h"
 #include "adacc/plan/policy_planner.h"
@@ -123,6 +125,12 @@ void check_train_options(const TrainOptions& o) {
   }
   if (o.stop_after < -1) fail("--stop-after must be >= 0, got " + std::to_string(o.stop_after));
   if (!o.init.empty() && !o.resume.empty()) fail("give either --init or --resume, not both");
+  if (o.evolve != "on" && o.evolve != "off" && o.evolve != "auto") {
+    fail("--evolve must be on, off or auto, got '" + o.evolve + "'");
+  }
+  if (o.monitor_every <= 0) {
+    fail("--monitor-every must be positive, got " + std::to_string(o.monitor_every));
+  }
 }
 
 // The run's state, built phase by phase in the constructor (run directory, model, budget,
@@ -195,6 +203,11 @@ struct Trainer::State {
   TrainResult result;
 
   std::vector<StepHook> after_backward, step_boundary;
+
+  // ---- evolution (evolve/evolution.h)
+  void start_evolution();
+  void evolve_at_boundary();
+  std::optional<evolve::Evolution> evolution;
 };
 
 void Trainer::State::open_run_directory() {
@@ -275,6 +288,26 @@ void Trainer::State::choose_plan() {
     costs = costs_for_run(*graph, cr, [this](const std::string& m) { message(m); });
   }
   const plan::PolicyPlanner planner(*graph, threads, fixed, costs ? &*costs : nullptr, tolerance);
+  if (!resumed.plan_json.empty()) {
+    // The run evolved its plan: it continues under the plan (and budget) in force when it
+    // was saved, unless --budget changed on resume (then it plans anew).
+    const nlohmann::json ev = resumed.evolve_json.empty()
+                                  ? nlohmann::json::object()
+                                  : nlohmann::json::parse(resumed.evolve_json);
+    const std::size_t saved_budget = ev.value("budget", std::size_t{SIZE_MAX});
+    const std::string saved_request = ev.value("request", std::string());
+    if (saved_request == o.budget && ev.value("policy", std::string()) == o.policy) {
+      plan = plan::from_json(*graph, resumed.plan_json);
+      budget = saved_budget;
+      const runtime::MemoryPrediction p =
+          runtime::predict_step_memory(*graph, plan, threads, fixed);
+      message("continuing under the checkpoint's plan: predicted peak " +
+              format_bytes(p.total_peak) + " of budget " +
+              (budget == SIZE_MAX ? std::string("none") : format_bytes(budget)));
+      if (machine.bytes > 0) check_fits_machine(p, machine, o.policy);
+      return;
+    }
+  }
   const plan::ChosenPlan chosen = planner.choose(o.policy, budget);
   plan = chosen.plan;
   const runtime::MemoryPrediction& predicted = chosen.memory;
@@ -368,6 +401,100 @@ void Trainer::State::initialise_weights() {
   }
 }
 
+void Trainer::State::start_evolution() {
+  const bool on = o.evolve == "on" || (o.evolve == "auto" && o.policy == "adacc");
+  if (!on && o.budget_file.empty()) return;
+  evolve::EvolutionOptions eo;
+  eo.policy = o.policy;
+  eo.tolerance = tolerance;
+  eo.threads = threads;
+  eo.fixed = fixed;
+  eo.monitor = on && costs.has_value();
+  eo.monitor_period = o.monitor_every;
+  eo.budget_file = o.budget_file.string();
+  evolution.emplace(*graph, costs ? &*costs : nullptr, eo);
+  if (!resumed.evolve_json.empty()) {
+    const nlohmann::json ev = nlohmann::json::parse(resumed.evolve_json);
+    std::vector<std::pair<model::TensorId, std::string>> demoted;
+    for (const auto& d : ev.value("demoted", nlohmann::json::array())) {
+      demoted.emplace_back(graph->find(d.at(0).get<std::string>()), d.at(1).get<std::string>());
+    }
+    evolution->restore_demoted(demoted);
+  }
+  if (evolve::CodecMonitor* m = evolution->monitor()) {
+    exec->set_encode_observer(
+        [this, m](model::TensorId id, const compress::Codec& codec, const Tensor& value) {
+          m->observe(*ctx, id, codec, value);
+        });
+  }
+  message(std::string("evolution on: ") +
+          (evolution->monitor() != nullptr
+               ? "codecs sampled every " + std::to_string(o.monitor_every) + " steps"
+               : "no codec monitor") +
+          (o.budget_file.empty() ? "" : "; budget file " + o.budget_file.string()));
+}
+
+void Trainer::State::evolve_at_boundary() {
+  if (!evolution) return;
+  const std::int64_t done = step + 1;
+  if (evolve::CodecMonitor* m = evolution->monitor(); m != nullptr && m->sampling()) {
+    nlohmann::json samples = nlohmann::json::array();
+    for (const auto& [id, cs] : m->samples()) {
+      samples.push_back(
+          {{"tensor", graph->tensor(id).name},
+           {"codec", cs.first},
+           {"tensor_error", cs.second.tensor_error},
+           {"grad_error", m->estimate_grad_error(id, cs.first, cs.second.tensor_error)},
+           {"outlier_share", cs.second.outlier_share},
+           {"max_over_sigma", cs.second.max_over_sigma}});
+    }
+    metrics->write(
+        nlohmann::json{{"event", "monitor"}, {"step", done}, {"samples", samples}}.dump());
+  }
+  std::optional<evolve::Refusal> refused;
+  std::optional<evolve::Replan> r = evolution->at_boundary(done, exec->plan(), budget, refused);
+  if (refused) {
+    metrics->write(nlohmann::json{{"event", "refused"},
+                                  {"step", done},
+                                  {"request", refused->text},
+                                  {"message", refused->message}}
+                       .dump());
+    message("step " + std::to_string(done) + ": " + refused->message);
+  }
+  if (!r) return;
+  // Growing: the budget first; shrinking: the plan first (the step boundary holds only
+  // the fixed part, which fits any budget a plan was found for).
+  exec->set_plan(r->plan);
+  alloc->set_budget(r->budget);
+  budget = r->budget;
+  plan = r->plan;
+  nlohmann::json changes = nlohmann::json::array();
+  for (const evolve::PlanChange& c : r->changes) {
+    changes.push_back({{"tensor", c.tensor}, {"from", c.from}, {"to", c.to}});
+  }
+  nlohmann::json event{{"event", "replan"},   {"step", done},
+                       {"reason", r->reason}, {"changes", changes},
+                       {"budget", r->budget}, {"predicted_peak", r->predicted_peak}};
+  if (r->predicted_seconds >= 0) event["predicted_ms"] = r->predicted_seconds * 1e3;
+  if (!r->violations.empty()) {
+    nlohmann::json v = nlohmann::json::array();
+    for (const evolve::Violation& x : r->violations) {
+      v.push_back({{"tensor", graph->tensor(x.tensor).name},
+                   {"codec", x.codec},
+                   {"grad_error", x.grad_error}});
+    }
+    event["violations"] = v;
+  }
+  metrics->write(event.dump());
+  message("step " + std::to_string(done) + ": re-planned (" + r->reason +
+          "): " + std::to_string(r->changes.size()) + " tensor(s) changed; predicted peak " +
+          format_bytes(r->predicted_peak) + " of budget " + format_bytes(r->budget) +
+          (r->predicted_seconds >= 0
+               ? ", predicted step " +
+                     std::to_string(static_cast<long>(r->predicted_seconds * 1e3)) + " ms"
+               : std::string()));
+}
+
 void Trainer::State::load_batch() {
   loader->next(tokens.data<std::int32_t>(), targets.data<std::int32_t>());
 }
@@ -440,6 +567,19 @@ void Trainer::State::save(std::int64_t at) {
   state.rng = ctx->rng().state();
   state.loader = loader->state();
   state.options_json = options_record;
+  if (evolution) {
+    state.plan_json = plan::to_json(exec->plan(), *graph);
+    nlohmann::json demoted = nlohmann::json::array();
+    for (const auto& [id, codec] : evolution->demoted()) {
+      demoted.push_back({graph->tensor(id).name, codec});
+    }
+    state.evolve_json = nlohmann::json{
+        {"budget", budget},
+        {"request", o.budget},
+        {"policy", o.policy},
+        {"demoted",
+         demoted}}.dump();
+  }
   run_dir->commit();
   save_checkpoint(run_dir->path(), cfg, gpt->params(), opt->m(), opt->v(), state);
   result.out_dir = run_dir->path();
@@ -461,6 +601,7 @@ Trainer::Trainer(const TrainOptions& options, const TrainCallbacks& callbacks) {
   s_->load_data();
   s_->allocate();
   s_->initialise_weights();
+  s_->start_evolution();
 }
 
 Trainer::~Trainer() = default;
@@ -500,6 +641,9 @@ TrainResult Trainer::run() {
       t.result.stop = StopReason::interrupted;
       break;
     }
+    if (t.evolution && t.evolution->monitor() != nullptr) {
+      t.evolution->monitor()->begin_step(t.step + 1);
+    }
     const auto t0 = Clock::now();
     t.load_batch();
     const float loss = t.forward_backward();
@@ -518,6 +662,7 @@ TrainResult Trainer::run() {
     // The step boundary (not after the last step): before the log and the checkpoint, so
     // that a checkpoint holds what the next step runs under.
     if (!last) {
+      t.evolve_at_boundary();
       for (const StepHook& h : t.step_boundary) h(*this, t.step + 1);
     }
     t.log(r, loss);

@@ -12,9 +12,11 @@
 // and gradients to keeping everything.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <vector>
 
+#include "adacc/compress/codec.h"
 #include "adacc/core/context.h"
 #include "adacc/model/param_set.h"
 #include "adacc/model/step_graph.h"
@@ -58,6 +60,13 @@ class StepExecutor {
   // the final LayerNorm output (B,T,C). tokens is (B,T) int32.
   Tensor features(const Tensor& tokens);
 
+  // Called at every encode of a training step, with the tensor about to be encoded (still
+  // held) and its codec, before the original is freed (evolve/codec_monitor.h samples
+  // it). Unset by default; it may allocate from the context's allocator.
+  using EncodeObserver =
+      std::function<void(model::TensorId, const compress::Codec&, const Tensor& value)>;
+  void set_encode_observer(EncodeObserver observer) { encode_observer_ = std::move(observer); }
+
   // When on, each op's forward and backward are timed (indexed like graph.ops()).
   void set_profiling(bool on) { profiling_ = on; }
   const std::vector<OpTiming>& op_timings() const { return timings_; }
@@ -89,6 +98,7 @@ class StepExecutor {
   Plan plan_;
   StepProgram train_program_;
   std::optional<StepProgram> eval_program_, features_program_;  // lowered on first use
+  EncodeObserver encode_observer_;
   bool profiling_ = false;
   std::vector<OpTiming> timings_;
   bool recording_ = false;

@@ -59,6 +59,10 @@ struct TrainingState {
   // when it is compact JSON (nlohmann's dump()), otherwise as a string, so that it
   // comes back exactly.
   std::string options_json;
+  // The plan in force (plan/plan_io.h's JSON) and the evolution's state (the budget in
+  // force and the demoted codecs), when the run evolves its plan; empty otherwise.
+  std::string plan_json;
+  std::string evolve_json;
 };
 
 // Saves a training checkpoint into directory `dir` (created if missing):

@@ -95,6 +95,16 @@ struct TrainOptions {
   double tolerance = -1;
   // adacc and checkmate: costs from this profile file; empty: the cache, else profile now.
   std::filesystem::path profile;
+  // Evolution of the plan while training (evolve/evolution.h): "on", "off", or "auto" (on
+  // with --policy adacc, off otherwise). On: the codec monitor samples the compressed
+  // tensors every `monitor_every` steps (and each of the first 10) and demotes a codec
+  // that breaks the tolerance; the plan is re-solved and swapped in between steps.
+  std::string evolve = "auto";
+  std::int64_t monitor_every = 50;
+  // A file holding the budget (one line: 6GiB or 30%), read at every step boundary; a new
+  // budget takes effect at the next step with a new plan, or is refused (training goes on
+  // under the old one). Empty: none.
+  std::filesystem::path budget_file;
   double val_fraction = 0.05;
   std::int64_t val_every = 100;  // steps; 0: only at the end
   int val_batches = 16;
