@@ -7,7 +7,7 @@ mkdir -p "$(dirname "$out")"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # One "step value" pair per line; the key order inside each object does not matter.
-grep -v val_loss "$metrics" | sed -E 's/.*"loss":([^,}]*).*"step":([0-9]+).*/\2 \1/' > "$tmp/train"
+grep -v -e val_loss -e '"event"' "$metrics" | sed -E 's/.*"loss":([^,}]*).*"step":([0-9]+).*/\2 \1/' > "$tmp/train"
 grep val_loss "$metrics" | sed -E 's/.*"step":([0-9]+).*"val_loss":([^,}]*).*/\1 \2/' > "$tmp/val"
 gnuplot <<GP
 set terminal pngcairo size 800,480 noenhanced

@@ -113,6 +113,10 @@ void add_train_command(CLI::App& app, TrainArgs& a) {
                 "--policy adacc): sample the compressed tensors, demote a codec that breaks "
                 "--tolerance and re-plan between steps")
       ->capture_default_str();
+  c->add_option("--time-limit", o.time_limit,
+                "adacc, checkmate: CBC's limit per MILP solve in CPU seconds, for the first "
+                "plan and every re-plan")
+      ->capture_default_str();
   c->add_option("--monitor-every", o.monitor_every,
                 "With --evolve: sample the compressed tensors every N steps (and each of the "
                 "first 10)")

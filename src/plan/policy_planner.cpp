@@ -186,6 +186,12 @@ ChosenPlan PolicyPlanner::choose_cost_based(std::string_view policy, std::size_t
       if (!best) compressed("checkmate's least-memory plan", least_plan("checkmate").plan);
       if (!best) compressed("adacc's least-memory plan", least_plan("adacc").plan);
     }
+    // The least-memory plan itself: the smallest feasible budget names its peak, so every
+    // budget from there has a plan even when the MILP finds none in its time limit.
+    if (!best) {
+      const LeastPeakPlan& least = least_plan(policy);
+      if (budget >= least.peak) candidate(std::string(policy) + "'s least-memory plan", least.plan);
+    }
   }
   if (!best) throw_infeasible(policy, budget, smallest_budget(policy));
   best->policy = std::string(policy);

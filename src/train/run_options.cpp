@@ -91,6 +91,8 @@ constexpr Entry kEntries[] = {
    [](TrainOptions& o, const json& j) { o.threads = j.get<int>(); }},
   {"metrics", false, [](const TrainOptions& o) { return json(absolute_path(o.metrics)); },
    [](TrainOptions& o, const json& j) { o.metrics = j.get<std::string>(); }},
+  {"time-limit", false, [](const TrainOptions& o) { return json(o.time_limit); },
+   [](TrainOptions& o, const json& j) { o.time_limit = j.get<double>(); }},
   {"evolve", false, [](const TrainOptions& o) { return json(o.evolve); },
    [](TrainOptions& o, const json& j) { o.evolve = j.get<std::string>(); }},
   {"monitor-every", false, [](const TrainOptions& o) { return json(o.monitor_every); },

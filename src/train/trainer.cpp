@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -19,6 +20,7 @@
 #include "adacc/plan/policy.h"
 #include "adacc/plan/policy_planner.h"
 #include "adacc/runtime/memory_model.h"
+#include "adacc/runtime/step_analysis.h"
 #include "adacc/runtime/step_executor.h"
 #include "adacc/train/adamw_optimizer.h"
 #include "adacc/train/checkpoint.h"
@@ -128,6 +130,8 @@ void check_train_options(const TrainOptions& o) {
   if (o.evolve != "on" && o.evolve != "off" && o.evolve != "auto") {
     fail("--evolve must be on, off or auto, got '" + o.evolve + "'");
   }
+  if (!(o.time_limit > 0))
+    fail("--time-limit must be a positive number of seconds, got " + num(o.time_limit));
   if (o.monitor_every <= 0) {
     fail("--monitor-every must be positive, got " + std::to_string(o.monitor_every));
   }
@@ -287,7 +291,8 @@ void Trainer::State::choose_plan() {
     cr.seed = o.seed;
     costs = costs_for_run(*graph, cr, [this](const std::string& m) { message(m); });
   }
-  const plan::PolicyPlanner planner(*graph, threads, fixed, costs ? &*costs : nullptr, tolerance);
+  plan::PolicyPlanner planner(*graph, threads, fixed, costs ? &*costs : nullptr, tolerance);
+  planner.set_time_limit(o.time_limit);
   if (!resumed.plan_json.empty()) {
     // The run evolved its plan: it continues under the plan (and budget) in force when it
     // was saved, unless --budget changed on resume (then it plans anew).
@@ -401,6 +406,31 @@ void Trainer::State::initialise_weights() {
   }
 }
 
+namespace {
+
+// What a plan does with the saved activations' bytes (f32 sizes): kept, recomputed, and
+// compressed per codec, as one "plan" event of the metrics log (tools/plot_evolution.sh).
+nlohmann::ordered_json plan_event(const model::StepGraph& graph, const runtime::Plan& plan,
+                                  std::int64_t step) {
+  const std::vector<bool> saved = runtime::saved_tensors(graph);
+  std::size_t kept = 0, recomputed = 0;
+  std::map<std::string, std::size_t> codecs;
+  for (std::size_t t = 0; t < graph.tensors().size() && t < plan.decisions.size(); ++t) {
+    const model::TensorInfo& info = graph.tensors()[t];
+    if (info.kind != model::TensorKind::activation || !saved[t]) continue;
+    const runtime::Decision& d = plan.decisions[t];
+    if (d.policy == runtime::Policy::keep) kept += info.nbytes();
+    if (d.policy == runtime::Policy::recompute) recomputed += info.nbytes();
+    if (d.policy == runtime::Policy::compress) codecs[d.codec] += info.nbytes();
+  }
+  nlohmann::ordered_json j{
+      {"event", "plan"}, {"step", step}, {"keep", kept}, {"recompute", recomputed}};
+  for (const auto& [name, bytes] : codecs) j[name] = bytes;
+  return j;
+}
+
+}  // namespace
+
 void Trainer::State::start_evolution() {
   const bool on = o.evolve == "on" || (o.evolve == "auto" && o.policy == "adacc");
   if (!on && o.budget_file.empty()) return;
@@ -412,6 +442,7 @@ void Trainer::State::start_evolution() {
   eo.monitor = on && costs.has_value();
   eo.monitor_period = o.monitor_every;
   eo.budget_file = o.budget_file.string();
+  eo.solver_seconds = o.time_limit;
   evolution.emplace(*graph, costs ? &*costs : nullptr, eo);
   if (!resumed.evolve_json.empty()) {
     const nlohmann::json ev = nlohmann::json::parse(resumed.evolve_json);
@@ -421,6 +452,7 @@ void Trainer::State::start_evolution() {
     }
     evolution->restore_demoted(demoted);
   }
+  metrics->write(plan_event(*graph, exec->plan(), start_step).dump());
   if (evolve::CodecMonitor* m = evolution->monitor()) {
     exec->set_encode_observer(
         [this, m](model::TensorId id, const compress::Codec& codec, const Tensor& value) {
@@ -438,7 +470,7 @@ void Trainer::State::evolve_at_boundary() {
   if (!evolution) return;
   const std::int64_t done = step + 1;
   if (evolve::CodecMonitor* m = evolution->monitor(); m != nullptr && m->sampling()) {
-    nlohmann::json samples = nlohmann::json::array();
+    nlohmann::ordered_json samples = nlohmann::ordered_json::array();
     for (const auto& [id, cs] : m->samples()) {
       samples.push_back(
           {{"tensor", graph->tensor(id).name},
@@ -449,15 +481,15 @@ void Trainer::State::evolve_at_boundary() {
            {"max_over_sigma", cs.second.max_over_sigma}});
     }
     metrics->write(
-        nlohmann::json{{"event", "monitor"}, {"step", done}, {"samples", samples}}.dump());
+        nlohmann::ordered_json{{"event", "monitor"}, {"step", done}, {"samples", samples}}.dump());
   }
   std::optional<evolve::Refusal> refused;
   std::optional<evolve::Replan> r = evolution->at_boundary(done, exec->plan(), budget, refused);
   if (refused) {
-    metrics->write(nlohmann::json{{"event", "refused"},
-                                  {"step", done},
-                                  {"request", refused->text},
-                                  {"message", refused->message}}
+    metrics->write(nlohmann::ordered_json{{"event", "refused"},
+                                          {"step", done},
+                                          {"request", refused->text},
+                                          {"message", refused->message}}
                        .dump());
     message("step " + std::to_string(done) + ": " + refused->message);
   }
@@ -468,16 +500,16 @@ void Trainer::State::evolve_at_boundary() {
   alloc->set_budget(r->budget);
   budget = r->budget;
   plan = r->plan;
-  nlohmann::json changes = nlohmann::json::array();
+  nlohmann::ordered_json changes = nlohmann::ordered_json::array();
   for (const evolve::PlanChange& c : r->changes) {
     changes.push_back({{"tensor", c.tensor}, {"from", c.from}, {"to", c.to}});
   }
-  nlohmann::json event{{"event", "replan"},   {"step", done},
-                       {"reason", r->reason}, {"changes", changes},
-                       {"budget", r->budget}, {"predicted_peak", r->predicted_peak}};
+  nlohmann::ordered_json event{{"event", "replan"},   {"step", done},
+                               {"reason", r->reason}, {"changes", changes},
+                               {"budget", r->budget}, {"predicted_peak", r->predicted_peak}};
   if (r->predicted_seconds >= 0) event["predicted_ms"] = r->predicted_seconds * 1e3;
   if (!r->violations.empty()) {
-    nlohmann::json v = nlohmann::json::array();
+    nlohmann::ordered_json v = nlohmann::ordered_json::array();
     for (const evolve::Violation& x : r->violations) {
       v.push_back({{"tensor", graph->tensor(x.tensor).name},
                    {"codec", x.codec},
@@ -486,6 +518,7 @@ void Trainer::State::evolve_at_boundary() {
     event["violations"] = v;
   }
   metrics->write(event.dump());
+  metrics->write(plan_event(*graph, r->plan, done).dump());
   message("step " + std::to_string(done) + ": re-planned (" + r->reason +
           "): " + std::to_string(r->changes.size()) + " tensor(s) changed; predicted peak " +
           format_bytes(r->predicted_peak) + " of budget " + format_bytes(r->budget) +
@@ -496,6 +529,7 @@ void Trainer::State::evolve_at_boundary() {
 }
 
 void Trainer::State::load_batch() {
+  alloc->start_interval();  // the step's own peak (StepReport::step_peak_bytes)
   loader->next(tokens.data<std::int32_t>(), targets.data<std::int32_t>());
 }
 
@@ -532,6 +566,7 @@ void Trainer::State::update(StepReport& r, float loss, double norm) {
 void Trainer::State::log(StepReport& r, float loss) {
   r.tok_s = static_cast<double>(o.batch) * o.seq / (r.ms / 1e3);
   r.peak_bytes = alloc->stats().total_peak;
+  r.step_peak_bytes = alloc->stats().interval_peak;
   r.elapsed_s = seconds_since(t_start);
   result.last_loss = loss;
   metrics->write(nlohmann::json{
@@ -542,6 +577,7 @@ void Trainer::State::log(StepReport& r, float loss) {
       {"ms", r.ms},
       {"tok_s", r.tok_s},
       {"peak_bytes", r.peak_bytes},
+      {"step_peak_bytes", r.step_peak_bytes},
       {"skipped",
        r.skipped}}.dump());
   if (cb.on_step) cb.on_step(r);

@@ -27,11 +27,12 @@ struct StepReport {
   float loss = 0;
   float lr = 0;
   double grad_norm = 0;
-  double ms = 0;     // this step's wall time
-  double tok_s = 0;  // tokens per second of this step
-  std::size_t peak_bytes = 0;
-  double elapsed_s = 0;  // since this run started
-  bool skipped = false;  // NaN/inf: the update was skipped
+  double ms = 0;                    // this step's wall time
+  double tok_s = 0;                 // tokens per second of this step
+  std::size_t peak_bytes = 0;       // the run's peak so far
+  std::size_t step_peak_bytes = 0;  // this step's own peak (its batch, forward, backward, update)
+  double elapsed_s = 0;             // since this run started
+  bool skipped = false;             // NaN/inf: the update was skipped
 };
 
 struct ValReport {
@@ -100,6 +101,8 @@ struct TrainOptions {
   // tensors every `monitor_every` steps (and each of the first 10) and demotes a codec
   // that breaks the tolerance; the plan is re-solved and swapped in between steps.
   std::string evolve = "auto";
+  // adacc and checkmate: CBC's limit per MILP solve, for the first plan and re-plans.
+  double time_limit = 10;
   std::int64_t monitor_every = 50;
   // A file holding the budget (one line: 6GiB or 30%), read at every step boundary; a new
   // budget takes effect at the next step with a new plan, or is refused (training goes on
