@@ -109,9 +109,9 @@ void add_train_command(CLI::App& app, TrainArgs& a) {
                 "adacc, checkmate: costs from this profile (adacc profile --out); default: the "
                 "cached profile of this shape, else one measured now");
   c->add_option("--evolve", o.evolve,
-                "Evolve the plan while training (docs/evolution.md): on, off, or auto (on with "
+                "Evolve the plan while training (docs/evolution.md): on, off, auto (on with "
                 "--policy adacc): sample the compressed tensors, demote a codec that breaks "
-                "--tolerance and re-plan between steps")
+                "--tolerance and re-plan between steps; monitor: sample and log only")
       ->capture_default_str();
   c->add_option("--time-limit", o.time_limit,
                 "adacc, checkmate: CBC's limit per MILP solve in CPU seconds, for the first "

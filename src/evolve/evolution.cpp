@@ -103,7 +103,8 @@ std::optional<Replan> Evolution::at_boundary(std::int64_t step, const runtime::P
     }
   }
   if (monitor_) {
-    const std::vector<Violation> found = monitor_->take_violations();
+    std::vector<Violation> found = monitor_->take_violations();
+    if (!options_.demote) found.clear();
     std::vector<Violation> demote_now;
     std::set<std::pair<model::TensorId, std::string>> still;
     for (const Violation& v : found) {

@@ -127,8 +127,8 @@ void check_train_options(const TrainOptions& o) {
   }
   if (o.stop_after < -1) fail("--stop-after must be >= 0, got " + std::to_string(o.stop_after));
   if (!o.init.empty() && !o.resume.empty()) fail("give either --init or --resume, not both");
-  if (o.evolve != "on" && o.evolve != "off" && o.evolve != "auto") {
-    fail("--evolve must be on, off or auto, got '" + o.evolve + "'");
+  if (o.evolve != "on" && o.evolve != "off" && o.evolve != "auto" && o.evolve != "monitor") {
+    fail("--evolve must be on, off, auto or monitor, got '" + o.evolve + "'");
   }
   if (!(o.time_limit > 0))
     fail("--time-limit must be a positive number of seconds, got " + num(o.time_limit));
@@ -432,7 +432,8 @@ nlohmann::ordered_json plan_event(const model::StepGraph& graph, const runtime::
 }  // namespace
 
 void Trainer::State::start_evolution() {
-  const bool on = o.evolve == "on" || (o.evolve == "auto" && o.policy == "adacc");
+  const bool on =
+      o.evolve == "on" || o.evolve == "monitor" || (o.evolve == "auto" && o.policy == "adacc");
   if (!on && o.budget_file.empty()) return;
   evolve::EvolutionOptions eo;
   eo.policy = o.policy;
@@ -440,6 +441,7 @@ void Trainer::State::start_evolution() {
   eo.threads = threads;
   eo.fixed = fixed;
   eo.monitor = on && costs.has_value();
+  eo.demote = o.evolve != "monitor";
   eo.monitor_period = o.monitor_every;
   eo.budget_file = o.budget_file.string();
   eo.solver_seconds = o.time_limit;
@@ -471,7 +473,9 @@ void Trainer::State::evolve_at_boundary() {
   const std::int64_t done = step + 1;
   if (evolve::CodecMonitor* m = evolution->monitor(); m != nullptr && m->sampling()) {
     nlohmann::ordered_json samples = nlohmann::ordered_json::array();
+    int violations = 0;
     for (const auto& [id, cs] : m->samples()) {
+      violations += m->estimate_grad_error(id, cs.first, cs.second.tensor_error) > tolerance;
       samples.push_back(
           {{"tensor", graph->tensor(id).name},
            {"codec", cs.first},
@@ -480,8 +484,9 @@ void Trainer::State::evolve_at_boundary() {
            {"outlier_share", cs.second.outlier_share},
            {"max_over_sigma", cs.second.max_over_sigma}});
     }
-    metrics->write(
-        nlohmann::ordered_json{{"event", "monitor"}, {"step", done}, {"samples", samples}}.dump());
+    metrics->write(nlohmann::ordered_json{
+        {"event", "monitor"}, {"step", done}, {"violations", violations}, {"samples", samples}}
+                       .dump());
   }
   std::optional<evolve::Refusal> refused;
   std::optional<evolve::Replan> r = evolution->at_boundary(done, exec->plan(), budget, refused);

@@ -57,7 +57,8 @@ struct EvolutionOptions {
   double tolerance = 0;
   int threads = 1;
   std::array<std::size_t, kMemCategories> fixed{};
-  bool monitor = true;  // sample codecs and demote (only with costs)
+  bool monitor = true;  // sample codecs (only with costs)
+  bool demote = true;   // and demote those that break the tolerance (false: only report)
   std::int64_t monitor_period = 50;
   std::int64_t monitor_warmup = 10;
   std::string budget_file;     // empty: none

@@ -96,8 +96,9 @@ struct TrainOptions {
   double tolerance = -1;
   // adacc and checkmate: costs from this profile file; empty: the cache, else profile now.
   std::filesystem::path profile;
-  // Evolution of the plan while training (evolve/evolution.h): "on", "off", or "auto" (on
-  // with --policy adacc, off otherwise). On: the codec monitor samples the compressed
+  // Evolution of the plan while training (evolve/evolution.h): "on", "off", "auto" (on
+  // with --policy adacc, off otherwise), or "monitor" (sample and log, never demote: a
+  // frozen plan's violations counted). On: the codec monitor samples the compressed
   // tensors every `monitor_every` steps (and each of the first 10) and demotes a codec
   // that breaks the tolerance; the plan is re-solved and swapped in between steps.
   std::string evolve = "auto";
