@@ -13,7 +13,8 @@ CodecMonitor::CodecMonitor(const model::StepGraph& graph, const plan::StepCosts&
     : graph_(graph), costs_(costs), tolerance_(tolerance) {}
 
 void CodecMonitor::begin_step(std::int64_t step) {
-  sampling_ = step <= warmup_ || (period_ > 0 && step % period_ == 0);
+  in_warmup_ = step - after_ <= warmup_;
+  sampling_ = in_warmup_ || (period_ > 0 && step % period_ == 0);
 }
 
 void CodecMonitor::observe(Context& ctx, model::TensorId tensor, const compress::Codec& codec,

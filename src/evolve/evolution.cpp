@@ -2,9 +2,12 @@
 #include "adacc/evolve/evolution.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "adacc/core/error.h"
+#include "adacc/plan/cost_model.h"
 #include "adacc/plan/policy.h"
+#include "adacc/runtime/memory_model.h"
 
 namespace adacc::evolve {
 
@@ -53,6 +56,10 @@ void Evolution::restore_demoted(
   for (const auto& [tensor, codec] : demoted) demote(tensor, codec);
 }
 
+void Evolution::observe_op_times(const std::vector<runtime::OpTiming>& timings) {
+  measured_ = timings;
+}
+
 std::vector<PlanChange> Evolution::changes(const model::StepGraph& graph, const runtime::Plan& from,
                                            const runtime::Plan& to) {
   std::vector<PlanChange> out;
@@ -71,7 +78,26 @@ std::optional<Replan> Evolution::at_boundary(std::int64_t step, const runtime::P
   refused.reset();
   std::optional<Replan> out;
   auto make = [&](std::string reason, std::size_t new_budget) {
-    const plan::ChosenPlan c = solve(new_budget);
+    plan::ChosenPlan c = solve(new_budget);
+    // The current plan stays when it still fits, uses no demoted codec and is predicted at
+    // least as fast (a solver stopped by its time limit must not make the plan worse).
+    if (costs_) {
+      const runtime::MemoryPrediction m =
+          runtime::predict_step_memory(graph_, current, options_.threads, options_.fixed);
+      bool admissible = true;
+      for (const auto& [tensor, codec] : demoted_) {
+        const runtime::Decision& d = current.decisions.at(static_cast<std::size_t>(tensor));
+        admissible = admissible && !(d.policy == runtime::Policy::compress && d.codec == codec);
+      }
+      if (admissible && m.total_peak <= new_budget) {
+        const double now = plan::predict_step_seconds(graph_, current, *costs_);
+        if (now <= c.predicted_seconds) {
+          c.plan = current;
+          c.memory = m;
+          c.predicted_seconds = now;
+        }
+      }
+    }
     Replan r;
     r.reason = std::move(reason);
     r.plan = c.plan;
@@ -133,6 +159,35 @@ std::optional<Replan> Evolution::at_boundary(std::int64_t step, const runtime::P
       }
     }
   }
+  // Cost drift: the op times of the sampled step against the costs.
+  if (costs_ && measured_.size() == costs_->forward_seconds.size() && !out) {
+    double measured = 0, expected = 0;
+    for (std::size_t o = 0; o < measured_.size(); ++o) {
+      measured += measured_[o].forward + measured_[o].backward;
+      expected += costs_->forward_seconds[o] + costs_->backward_seconds[o];
+    }
+    const double ratio = expected > 0 ? measured / expected : 1;
+    drifted_ = std::abs(ratio - 1) > options_.drift_threshold ? drifted_ + 1 : 0;
+    if (drifted_ >= 2 && measured > 0) {
+      for (std::size_t o = 0; o < measured_.size(); ++o) {
+        costs_->forward_seconds[o] = measured_[o].forward;
+        costs_->backward_seconds[o] = measured_[o].backward;
+      }
+      for (auto& per_tensor : costs_->codecs) {
+        for (plan::CodecCost& c : per_tensor) {
+          c.encode_seconds *= ratio;
+          c.decode_seconds *= ratio;
+        }
+      }
+      drifted_ = 0;
+      try {
+        out = make("drift", budget);
+      } catch (const PlanInfeasible&) {
+        // The budget is unchanged: the current plan still fits; keep it.
+      }
+    }
+  }
+  measured_.clear();
   if (out && out->changes.empty() && out->budget == budget) return std::nullopt;
   return out;
 }

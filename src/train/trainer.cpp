@@ -456,6 +456,7 @@ void Trainer::State::start_evolution() {
   }
   metrics->write(plan_event(*graph, exec->plan(), start_step).dump());
   if (evolve::CodecMonitor* m = evolution->monitor()) {
+    m->set_first_step(start_step);
     exec->set_encode_observer(
         [this, m](model::TensorId id, const compress::Codec& codec, const Tensor& value) {
           m->observe(*ctx, id, codec, value);
@@ -487,6 +488,10 @@ void Trainer::State::evolve_at_boundary() {
     metrics->write(nlohmann::ordered_json{
         {"event", "monitor"}, {"step", done}, {"violations", violations}, {"samples", samples}}
                        .dump());
+  }
+  if (evolve::CodecMonitor* m = evolution->monitor();
+      m != nullptr && m->sampling() && !m->in_warmup()) {
+    evolution->observe_op_times(exec->op_timings());
   }
   std::optional<evolve::Refusal> refused;
   std::optional<evolve::Replan> r = evolution->at_boundary(done, exec->plan(), budget, refused);
@@ -684,6 +689,7 @@ TrainResult Trainer::run() {
     }
     if (t.evolution && t.evolution->monitor() != nullptr) {
       t.evolution->monitor()->begin_step(t.step + 1);
+      t.exec->set_profiling(t.evolution->monitor()->sampling());  // op times for drift
     }
     const auto t0 = Clock::now();
     t.load_batch();

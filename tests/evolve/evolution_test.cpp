@@ -31,10 +31,8 @@ class EvolutionTest : public ::testing::Test {
     // gradients and tensors alike (ratio 1), and bf16 as the wider choice.
     const std::vector<bool> saved = runtime::saved_tensors(graph_);
     costs_.codecs.resize(graph_.tensors().size());
-    for (const auto& op : graph_.ops()) {
-      costs_.forward_seconds.push_back(1e-3);
-      costs_.backward_seconds.push_back(2e-3);
-    }
+    costs_.forward_seconds.assign(graph_.ops().size(), 1e-3);
+    costs_.backward_seconds.assign(graph_.ops().size(), 2e-3);
     for (std::size_t t = 0; t < graph_.tensors().size(); ++t) {
       const auto id = static_cast<model::TensorId>(t);
       if (!runtime::is_codec_candidate(graph_, saved, id)) continue;
@@ -146,7 +144,9 @@ TEST_F(EvolutionTest, PlantedOutliersDemoteExactlyThatTensorWithinOnePeriod) {
       m.observe(ctx_, t, compress::codec_by_name(c), activation(t, t == victim, step * 100 + t));
     }
     r = ev.at_boundary(step, start, budget, refused);
-    if (step < 10) EXPECT_FALSE(r) << step;
+    if (step < 10) {
+      EXPECT_FALSE(r) << step;
+    }
   }
   ASSERT_TRUE(r);
   EXPECT_EQ(r->reason, "tolerance");
@@ -241,6 +241,69 @@ TEST_F(EvolutionTest, ABudgetFileMovesTheBudgetOrIsRefused) {
   EXPECT_FALSE(ev.at_boundary(5, r->plan, r->budget, refused));
   ASSERT_TRUE(refused);
   EXPECT_NE(refused->message.find("not a budget"), std::string::npos) << refused->message;
+}
+
+// Op times that drift from the costs by more than the threshold in two sampled steps in a
+// row replace them (reason "drift"); within it, nothing happens.
+TEST_F(EvolutionTest, CostDriftBeyondTheThresholdReplans) {
+  const std::size_t budget = budget_share(0.45);
+  Evolution ev(graph_, &costs_, options(1));
+  const runtime::Plan start = start_plan(budget);
+  std::optional<Refusal> refused;
+  auto times = [&](double factor) {
+    std::vector<runtime::OpTiming> t(graph_.ops().size());
+    for (std::size_t o = 0; o < t.size(); ++o) {
+      t[o].forward = factor * costs_.forward_seconds[o];
+      t[o].backward = factor * costs_.backward_seconds[o];
+    }
+    return t;
+  };
+  for (std::int64_t step = 1; step <= 4; ++step) {  // 20% slower: within 25%
+    ev.observe_op_times(times(1.2));
+    EXPECT_FALSE(ev.at_boundary(step, start, budget, refused));
+  }
+  EXPECT_EQ(ev.costs()->forward_seconds, costs_.forward_seconds);  // unchanged so far
+  ev.observe_op_times(times(3.0));
+  EXPECT_FALSE(ev.at_boundary(5, start, budget, refused));  // once: not yet
+  EXPECT_EQ(ev.costs()->forward_seconds, costs_.forward_seconds);
+  ev.observe_op_times(times(3.0));
+  // Twice: the costs are the measured ones (a uniform slowdown keeps the same plan
+  // optimal, so no re-plan need follow; one that does is reason "drift").
+  if (std::optional<Replan> r = ev.at_boundary(6, start, budget, refused)) {
+    EXPECT_EQ(r->reason, "drift");
+    EXPECT_LE(r->predicted_peak, budget);
+  }
+  for (std::size_t o = 0; o < graph_.ops().size(); ++o) {
+    EXPECT_DOUBLE_EQ(ev.costs()->forward_seconds[o], 3.0 * costs_.forward_seconds[o]);
+    EXPECT_DOUBLE_EQ(ev.costs()->backward_seconds[o], 3.0 * costs_.backward_seconds[o]);
+  }
+  // Codec times scaled alike: every plan's predicted time is three times the old one's.
+  const plan::PolicyPlanner before(graph_, 1, fixed_, &costs_, 0.05);
+  const plan::PolicyPlanner after(graph_, 1, fixed_, ev.costs(), 0.05);
+  EXPECT_NEAR(after.predict_seconds(start), 3.0 * before.predict_seconds(start),
+              1e-9 * after.predict_seconds(start));
+}
+
+// The first steps of a run are all sampled (a resumed run's too), then every period-th.
+TEST_F(EvolutionTest, TheMonitorSamplesTheWarmUpOfEveryRunThenEveryPeriod) {
+  CodecMonitor m(graph_, costs_, 0.05);
+  m.set_period(50);
+  m.set_warmup(10);
+  std::vector<std::int64_t> sampled;
+  for (std::int64_t step = 1; step <= 120; ++step) {
+    m.begin_step(step);
+    if (m.sampling()) sampled.push_back(step);
+  }
+  std::vector<std::int64_t> want{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 50, 100};
+  EXPECT_EQ(sampled, want);
+  m.set_first_step(1000);  // resumed after step 1000
+  sampled.clear();
+  for (std::int64_t step = 1001; step <= 1060; ++step) {
+    m.begin_step(step);
+    if (m.sampling()) sampled.push_back(step);
+  }
+  want = {1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010, 1050};
+  EXPECT_EQ(sampled, want);
 }
 
 }  // namespace

@@ -30,10 +30,16 @@ class CodecMonitor {
   // `costs` (the profile's) must outlive the monitor.
   CodecMonitor(const model::StepGraph& graph, const plan::StepCosts& costs, double tolerance);
 
-  // Whether the coming step is sampled: steps 1..warmup all are, then every period-th.
-  // Call with the 1-based number of the step about to run.
+  // Whether the coming step is sampled: the first `warmup` steps of this run (of a
+  // resumed run too: statistics settle again) all are, then every period-th. Call with the
+  // 1-based number of the step about to run.
   void begin_step(std::int64_t step);
+  // The step the run starts after (a resumed run's checkpoint step; 0 for a new run).
+  void set_first_step(std::int64_t after) { after_ = after; }
   bool sampling() const { return sampling_; }
+  // Whether the coming step is one of the run's warm-up steps (cold caches: its times are
+  // not the run's).
+  bool in_warmup() const { return in_warmup_; }
   void set_period(std::int64_t period) { period_ = period; }
   void set_warmup(std::int64_t warmup) { warmup_ = warmup; }
   std::int64_t period() const { return period_; }
@@ -64,7 +70,9 @@ class CodecMonitor {
   double tolerance_;
   std::int64_t period_ = 50;
   std::int64_t warmup_ = 10;
+  std::int64_t after_ = 0;
   bool sampling_ = false;
+  bool in_warmup_ = false;
   std::int64_t skipped_ = 0;
   std::map<model::TensorId, std::pair<std::string, CodecSample>> samples_;
 };

@@ -28,6 +28,7 @@
 #include "adacc/plan/policy_planner.h"
 #include "adacc/plan/step_costs.h"
 #include "adacc/runtime/plan.h"
+#include "adacc/runtime/step_executor.h"
 
 namespace adacc::evolve {
 
@@ -61,7 +62,11 @@ struct EvolutionOptions {
   bool demote = true;   // and demote those that break the tolerance (false: only report)
   std::int64_t monitor_period = 50;
   std::int64_t monitor_warmup = 10;
-  std::string budget_file;     // empty: none
+  std::string budget_file;  // empty: none
+  // Cost drift: when the measured op times of two sampled steps in a row differ from the
+  // costs by more than this share (of the step's total), the costs are replaced by the
+  // measured ones (codec times scaled alike) and the plan re-solved (reason "drift").
+  double drift_threshold = 0.25;
   double solver_seconds = 10;  // CBC's limit per re-plan solve (MilpOptions)
   double gap = 1e-3;           // and its gap
 };
@@ -77,6 +82,12 @@ class Evolution {
   // nothing. A refused budget request is reported through `refused`.
   std::optional<Replan> at_boundary(std::int64_t step, const runtime::Plan& current,
                                     std::size_t budget, std::optional<Refusal>& refused);
+
+  // The op times measured in a sampled step (runtime::StepExecutor::op_timings, indexed
+  // like graph.ops()), compared with the costs at the next boundary.
+  void observe_op_times(const std::vector<runtime::OpTiming>& timings);
+  // The costs re-plans use now (the profile's, less demotions, after drift updates).
+  const plan::StepCosts* costs() const { return costs_ ? &*costs_ : nullptr; }
 
   // (tensor, codec) pairs demoted so far, in order, and their restoration on resume.
   const std::vector<std::pair<model::TensorId, std::string>>& demoted() const { return demoted_; }
@@ -96,6 +107,8 @@ class Evolution {
   std::optional<BudgetFile> budget_file_;
   std::vector<std::pair<model::TensorId, std::string>> demoted_;
   std::set<std::pair<model::TensorId, std::string>> suspect_;  // broke it at the last sample
+  std::vector<runtime::OpTiming> measured_;  // the last sampled step's, until the boundary
+  int drifted_ = 0;                          // sampled steps in a row beyond the threshold
 };
 
 }  // namespace adacc::evolve
