@@ -166,8 +166,9 @@ struct Trainer::State {
   void save(std::int64_t step);
   std::string last_good() const;
 
-  const TrainOptions& o;
-  const TrainCallbacks& cb;
+  // Copies: the trainer outlives the arguments it was built from (e.g. default callbacks).
+  const TrainOptions o;
+  const TrainCallbacks cb;
   Clock::time_point t_start;
 
   std::filesystem::path out;

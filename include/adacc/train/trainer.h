@@ -150,6 +150,7 @@ class Trainer {
   // Called with the trainer and the 1-based number of the step just taken.
   using StepHook = std::function<void(Trainer&, std::int64_t step)>;
 
+  // Copies the options and callbacks (they may be temporaries).
   Trainer(const TrainOptions& options, const TrainCallbacks& callbacks = {});
   ~Trainer();
   Trainer(const Trainer&) = delete;
