@@ -11,15 +11,6 @@
 
 namespace adacc::evolve {
 
-namespace {
-
-std::string decision_name(const runtime::Decision& d) {
-  return d.policy == runtime::Policy::compress ? d.codec
-                                               : std::string(runtime::policy_name(d.policy));
-}
-
-}  // namespace
-
 Evolution::Evolution(const model::StepGraph& graph, const plan::StepCosts* costs,
                      EvolutionOptions options)
     : graph_(graph), options_(std::move(options)) {
@@ -65,7 +56,8 @@ std::vector<PlanChange> Evolution::changes(const model::StepGraph& graph, const 
   std::vector<PlanChange> out;
   for (std::size_t i = 0;
        i < graph.tensors().size() && i < from.decisions.size() && i < to.decisions.size(); ++i) {
-    const std::string a = decision_name(from.decisions[i]), b = decision_name(to.decisions[i]);
+    const std::string a = runtime::decision_text(from.decisions[i]);
+    const std::string b = runtime::decision_text(to.decisions[i]);
     if (a != b && graph.tensors()[i].kind == model::TensorKind::activation) {
       out.push_back({graph.tensors()[i].name, a, b});
     }

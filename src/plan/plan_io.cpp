@@ -40,7 +40,7 @@ bool same_decision(const Decision& a, const Decision& b) {
   return a.policy == b.policy && (a.policy != Policy::compress || a.codec == b.codec);
 }
 
-std::string decision_text(const Decision& d) {
+std::string decision_cell(const Decision& d) {  // "compress:int8-g64"
   std::string s(runtime::policy_name(d.policy));
   if (d.policy == Policy::compress) s += ":" + d.codec;
   return s;
@@ -270,7 +270,7 @@ std::string format_plan_table(const StepGraph& graph, const Plan& plan) {
     Group& g = groups.back();
     g.rows.push_back(Row{id,
                          {t.name, std::string(model::tensor_role_name(t.role)), shape_str(t.shape),
-                          format_bytes(t.nbytes()), decision_text(d)}});
+                          format_bytes(t.nbytes()), decision_cell(d)}});
     std::string suffix = t.name;
     if (const std::string prefix = title + "."; t.layer >= 0 && suffix.rfind(prefix, 0) == 0) {
       suffix.erase(0, prefix.size());

@@ -39,10 +39,6 @@ std::string name_in_block(const TensorInfo& t) {
   return dot == std::string::npos ? t.name : t.name.substr(dot + 1);
 }
 
-std::string decision_text(const Decision& d) {
-  return d.policy == Policy::compress ? d.codec : std::string(runtime::policy_name(d.policy));
-}
-
 // Choices listed per tensor by the explanation (best bytes per ms first), besides the plan's.
 constexpr int kChoicesShown = 3;
 
@@ -146,7 +142,7 @@ std::string format_explanation(const StepGraph& graph, const Plan& plan, const S
     const TensorInfo& t = graph.tensor(id);
     // The admissible choices, best rate first; the plan's own choice always shown.
     std::vector<ChoicePrice> choices = price_choices(graph, costs, id, tolerance);
-    const std::string chosen = decision_text(plan.decisions[i]);
+    const std::string chosen = runtime::decision_text(plan.decisions[i]);
     int inadmissible = 0;
     std::erase_if(choices, [&](const ChoicePrice& p) {
       const bool drop = !p.admissible && p.choice != chosen;
@@ -176,7 +172,8 @@ std::string format_explanation(const StepGraph& graph, const Plan& plan, const S
     if (prices.empty()) prices = "nothing but keep (not recomputable, no codec measured)";
     char head[200];
     std::snprintf(head, sizeof head, "%-16s %10s  %-14s ", name_in_block(t).c_str(),
-                  format_bytes(t.nbytes()).c_str(), decision_text(plan.decisions[i]).c_str());
+                  format_bytes(t.nbytes()).c_str(),
+                  runtime::decision_text(plan.decisions[i]).c_str());
     std::string key = head;
     key += prices;
     // A row continues the previous one with the same key when the layers are consecutive.

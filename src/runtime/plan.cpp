@@ -152,6 +152,11 @@ std::string_view policy_name(Policy policy) {
   return "?";
 }
 
+std::string decision_text(const Decision& decision) {
+  return decision.policy == Policy::compress ? decision.codec
+                                             : std::string(policy_name(decision.policy));
+}
+
 Plan keep_all_plan(const StepGraph& graph) {
   const std::vector<bool> saved = saved_tensors(graph);
   Plan plan;

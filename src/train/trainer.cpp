@@ -184,7 +184,7 @@ struct Trainer::State {
   double tolerance = 0;
   std::size_t budget = SIZE_MAX;
   std::optional<plan::StepCosts> costs;
-  runtime::Plan plan;
+  runtime::Plan plan;  // chosen before the executor exists; exec->plan() is the one in force
 
   std::optional<BatchLoader> loader;
   std::vector<std::int32_t> val_tokens;
@@ -477,14 +477,14 @@ void Trainer::State::evolve_at_boundary() {
     nlohmann::ordered_json samples = nlohmann::ordered_json::array();
     int violations = 0;
     for (const auto& [id, cs] : m->samples()) {
-      violations += m->estimate_grad_error(id, cs.first, cs.second.tensor_error) > tolerance;
-      samples.push_back(
-          {{"tensor", graph->tensor(id).name},
-           {"codec", cs.first},
-           {"tensor_error", cs.second.tensor_error},
-           {"grad_error", m->estimate_grad_error(id, cs.first, cs.second.tensor_error)},
-           {"outlier_share", cs.second.outlier_share},
-           {"max_over_sigma", cs.second.max_over_sigma}});
+      const double grad_error = m->estimate_grad_error(id, cs.first, cs.second.tensor_error);
+      violations += grad_error > tolerance ? 1 : 0;
+      samples.push_back({{"tensor", graph->tensor(id).name},
+                         {"codec", cs.first},
+                         {"tensor_error", cs.second.tensor_error},
+                         {"grad_error", grad_error},
+                         {"outlier_share", cs.second.outlier_share},
+                         {"max_over_sigma", cs.second.max_over_sigma}});
     }
     metrics->write(nlohmann::ordered_json{
         {"event", "monitor"}, {"step", done}, {"violations", violations}, {"samples", samples}}
@@ -510,7 +510,6 @@ void Trainer::State::evolve_at_boundary() {
   exec->set_plan(r->plan);
   alloc->set_budget(r->budget);
   budget = r->budget;
-  plan = r->plan;
   nlohmann::ordered_json changes = nlohmann::ordered_json::array();
   for (const evolve::PlanChange& c : r->changes) {
     changes.push_back({{"tensor", c.tensor}, {"from", c.from}, {"to", c.to}});

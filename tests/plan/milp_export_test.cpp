@@ -35,14 +35,17 @@ StepCosts synthetic_costs(const model::StepGraph& g, const std::vector<std::stri
   return costs;
 }
 
+model::ModelConfig config(int layers, ops::AttentionKind attention) {
+  model::ModelConfig c = model::parse_config("L=" + std::to_string(layers) + ",C=16,H=2,V=32,T=8");
+  c.attention = attention;
+  return c;
+}
+
 class MilpExport : public ::testing::TestWithParam<ops::AttentionKind> {};
 
 TEST_P(MilpExport, GlpsolSolvesTheExportedModelToCbcsObjective) {
-  model::ModelConfig c = model::parse_config("L=1,C=16,H=2,V=32,T=8");
-  c.attention = GetParam();
-  Allocator alloc;
-  model::Gpt2 gpt(c, alloc);
-  const model::StepGraph g = gpt.build_graph(2, 8);
+  const model::ModelConfig c = config(1, GetParam());
+  const model::StepGraph g = model::build_gpt2_graph(c, 2, 8);
   const StepCosts costs = synthetic_costs(g, {"h0.fc.out"});
   MilpOptions o;
   o.fixed = runtime::training_fixed_bytes(c, 2, 8);
@@ -71,11 +74,8 @@ TEST_P(MilpExport, GlpsolSolvesTheExportedModelToCbcsObjective) {
 // Every row named once, also where two derived codecs forbid the same re-run (MPS readers
 // reject repeated names; the LP writer would fall back to "cons0", "cons1", ...).
 TEST_P(MilpExport, NamesAreDistinct) {
-  model::ModelConfig c = model::parse_config("L=2,C=16,H=2,V=32,T=8");
-  c.attention = GetParam();
-  Allocator alloc;
-  model::Gpt2 gpt(c, alloc);
-  const model::StepGraph g = gpt.build_graph(2, 8);
+  const model::ModelConfig c = config(2, GetParam());
+  const model::StepGraph g = model::build_gpt2_graph(c, 2, 8);
   const StepCosts costs = synthetic_costs(g, {"h0.fc.out", "h1.fc.out"});
   MilpOptions o;
   o.fixed = runtime::training_fixed_bytes(c, 2, 8);

@@ -29,6 +29,9 @@ struct Decision {
   std::string codec;  // for Policy::compress: a codec name (compress/codec.h)
 };
 
+// A decision as plan tables and logs show it: "keep", "recompute", or the codec's name.
+std::string decision_text(const Decision& decision);
+
 struct Plan {
   std::string planner;              // which planner made it ("none", "full", file name...)
   std::vector<Decision> decisions;  // indexed by TensorId; entries of non-activations unused
